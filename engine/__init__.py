@@ -1,0 +1,1 @@
+"""campaign engine: the importable core of the campaign tool."""

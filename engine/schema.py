@@ -1,0 +1,77 @@
+"""The engine's tables (SQLAlchemy Core). Migrations in engine/migrations create the same shape."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+)
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+Money = Numeric(12, 2)
+
+metadata = MetaData(naming_convention=NAMING)
+
+customers = Table(
+    "customers", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("external_id", String(64), nullable=False, unique=True),
+    Column("email", String(320), nullable=False, index=True),
+    Column("first_name", String(100), nullable=False, default=""),
+    Column("last_name", String(100), nullable=False, default=""),
+    Column("locale", String(20)),
+    Column("timezone", String(64)),
+    Column("country", String(2)),
+    Column("city", String(100)),
+    Column("birthday", Date),
+    Column("signed_up_at", DateTime),
+    Column("subscribed", Boolean, nullable=False, default=True),
+    Column("attributes", JSON, nullable=False),
+)
+
+products = Table(
+    "products", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("sku", String(64), nullable=False, unique=True),
+    Column("name", String(255), nullable=False),
+    Column("category", String(100), index=True),
+    Column("price", Money, nullable=False),
+    Column("url", String(2048)),
+    Column("image_url", String(2048)),
+)
+
+orders = Table(
+    "orders", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("external_id", String(64), nullable=False, unique=True),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("placed_at", DateTime, nullable=False),
+    Column("total", Money, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Index("ix_orders_customer_id_placed_at", "customer_id", "placed_at"),
+)
+
+order_items = Table(
+    "order_items", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("order_id", Integer, ForeignKey("orders.id", ondelete="CASCADE"), nullable=False,
+           index=True),
+    Column("product_id", Integer, ForeignKey("products.id"), nullable=False, index=True),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", Money, nullable=False),
+)

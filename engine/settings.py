@@ -1,0 +1,229 @@
+"""campaign.toml and the environment, validated once into immutable typed settings."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from engine.errors import SettingsError
+
+SETTINGS_FILE = "campaign.toml"
+
+# Driver chosen when a URL names only the database kind.
+_DEFAULT_DRIVERS = {"postgresql": "psycopg", "postgres": "psycopg", "mysql": "pymysql",
+                    "mariadb": "pymysql"}
+_SECRET_KEYS = {"smtp_url", "secret_key", "dkim_key", "password", "smtp_password"}
+
+
+@dataclass(frozen=True)
+class Shop:
+    name: str = "My Shop"
+    postal_address: str = ""
+    base_url: str = "http://localhost:8080"
+    currency: str = "EUR"
+
+
+@dataclass(frozen=True)
+class Sender:
+    from_address: str = ""
+
+
+@dataclass(frozen=True)
+class Sending:
+    rate: float = 50.0
+    connections: int = 4
+
+
+@dataclass(frozen=True)
+class Dkim:
+    domain: str = ""
+    selector: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable about a workspace. Secrets come only from the environment."""
+
+    root: Path
+    database_url: URL
+    sample_data: Path | None
+    shop: Shop
+    sender: Sender
+    sending: Sending
+    dkim: Dkim
+    smtp_url: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    dkim_key_path: Path | None = None
+
+
+class _TomlReader:
+    """Typed access to a parsed TOML table that reports bad values with file and line."""
+
+    def __init__(self, path: Path, text: str, data: Mapping[str, Any]) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+        self.data = data
+
+    def line_of(self, section: str | None, key: str | None = None) -> int | None:
+        """The 1-based line where `[section]` (or `key` inside it) is written."""
+        in_section = section is None
+        for number, raw in enumerate(self.lines, start=1):
+            line = raw.strip()
+            if line.startswith("["):
+                if section is None and line.strip("[] ") == key:
+                    return number
+                in_section = line.strip("[] ") == section
+                if in_section and key is None:
+                    return number
+                continue
+            if in_section and key and re.match(rf'"?{re.escape(key)}"?\s*=', line):
+                return number
+        return None
+
+    def error(self, section: str | None, key: str | None, message: str, hint: str) -> SettingsError:
+        return SettingsError(message, path=self.path, line=self.line_of(section, key), hint=hint)
+
+    def table(self, section: str, allowed: set[str]) -> Mapping[str, Any]:
+        table = self.data.get(section, {})
+        if not isinstance(table, Mapping):
+            raise self.error(None, section, f"'{section}' must be a table",
+                             f"write it as [{section}] followed by key = value lines")
+        self.reject_unknown(section, table, allowed)
+        return table
+
+    def reject_unknown(self, section: str | None, table: Mapping[str, Any],
+                       allowed: set[str]) -> None:
+        for key in table:
+            if key in allowed:
+                continue
+            where = f"[{section}]" if section else "the top level"
+            if key in _SECRET_KEYS:
+                raise self.error(section, key, f"'{key}' is a secret and cannot live in {where}",
+                                 "set it in the environment instead (see CAMPAIGN_* variables)")
+            close = difflib.get_close_matches(key, sorted(allowed), n=1)
+            hint = (f"did you mean '{close[0]}'?" if close
+                    else f"known keys: {', '.join(sorted(allowed))}")
+            raise self.error(section, key, f"unknown setting '{key}' in {where}", hint)
+
+    def text(self, section: str | None, table: Mapping[str, Any], key: str, default: str) -> str:
+        value = table.get(key, default)
+        if not isinstance(value, str):
+            raise self.error(section, key, f"'{key}' must be a string",
+                             f'write it as {key} = "..."')
+        return value
+
+    def number(self, section: str, table: Mapping[str, Any], key: str, default: float,
+               kind: type = float) -> Any:
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0 \
+                or (kind is int and not isinstance(value, int)):
+            noun = "a whole number" if kind is int else "a number"
+            raise self.error(section, key, f"'{key}' must be {noun} above 0, not {value!r}",
+                             f"for example {key} = {kind(default)}")
+        return kind(value)
+
+
+def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read `root/campaign.toml`, apply environment overrides, validate everything."""
+    env = os.environ if environ is None else environ
+    path = root / SETTINGS_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SettingsError(f"cannot read settings: {exc.strerror}", path=path,
+                            hint="create it with 'campaign init'") from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        message = re.sub(r"\s*\(at line.*\)$", "", str(exc))
+        raise SettingsError(f"not valid TOML: {message}", path=path,
+                            line=int(found[1]) if found else None,
+                            column=int(found[2]) if found else None,
+                            hint="fix the syntax (strings need quotes, tables are [name])") from exc
+    reader = _TomlReader(path, text, data)
+    reader.reject_unknown(None, data, {"database_url", "sample_data", "shop", "sender",
+                                       "sending", "dkim"})
+    return Settings(
+        root=root,
+        database_url=_database_url(reader, env, root),
+        sample_data=_sample_data(reader, root),
+        shop=_shop(reader),
+        sender=_sender(reader),
+        sending=_sending(reader),
+        dkim=_dkim(reader),
+        smtp_url=env.get("CAMPAIGN_SMTP_URL") or None,
+        secret_key=env.get("CAMPAIGN_SECRET_KEY") or None,
+        dkim_key_path=Path(env["CAMPAIGN_DKIM_KEY"]) if env.get("CAMPAIGN_DKIM_KEY") else None,
+    )
+
+
+def _database_url(reader: _TomlReader, env: Mapping[str, str], root: Path) -> URL:
+    from_env = env.get("CAMPAIGN_DATABASE_URL")
+    raw = from_env or reader.text(None, reader.data, "database_url", "sqlite:///campaign.db")
+    try:
+        url = make_url(raw)
+    except ArgumentError as exc:
+        where = "CAMPAIGN_DATABASE_URL" if from_env else None
+        message = f"database URL {raw!r} is not a valid URL"
+        hint = "use e.g. sqlite:///campaign.db or postgresql://user@host/db"
+        if where:
+            raise SettingsError(f"{where}: {message}", hint=hint) from exc
+        raise reader.error(None, "database_url", message, hint) from exc
+    if url.drivername in _DEFAULT_DRIVERS:
+        url = url.set(drivername=f"{url.drivername}+{_DEFAULT_DRIVERS[url.drivername]}")
+    if url.drivername.startswith("sqlite") and url.database and url.database != ":memory:":
+        url = url.set(database=str((root / url.database).resolve()))
+    return url
+
+
+def _sample_data(reader: _TomlReader, root: Path) -> Path | None:
+    folder = reader.text(None, reader.data, "sample_data", "")
+    return (root / folder) if folder else None
+
+
+def _shop(reader: _TomlReader) -> Shop:
+    table = reader.table("shop", {"name", "postal_address", "base_url", "currency"})
+    base_url = reader.text("shop", table, "base_url", Shop.base_url).rstrip("/")
+    if not re.match(r"https?://[^\s/]+", base_url):
+        raise reader.error("shop", "base_url", f"base_url {base_url!r} is not an http(s) URL",
+                           'write it as base_url = "https://shop.example"')
+    currency = reader.text("shop", table, "currency", Shop.currency)
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        raise reader.error("shop", "currency", f"currency {currency!r} is not an ISO 4217 code",
+                           'write it as currency = "EUR"')
+    return Shop(name=reader.text("shop", table, "name", Shop.name),
+                postal_address=reader.text("shop", table, "postal_address", ""),
+                base_url=base_url, currency=currency)
+
+
+def _sender(reader: _TomlReader) -> Sender:
+    table = reader.table("sender", {"from"})
+    value = reader.text("sender", table, "from", "")
+    if value and "@" not in parseaddr(value)[1]:
+        raise reader.error("sender", "from", f"'from' {value!r} holds no email address",
+                           'write it as from = "Shop Name <news@shop.example>"')
+    return Sender(from_address=value)
+
+
+def _sending(reader: _TomlReader) -> Sending:
+    table = reader.table("sending", {"rate", "connections"})
+    return Sending(rate=reader.number("sending", table, "rate", Sending.rate),
+                   connections=reader.number("sending", table, "connections",
+                                             Sending.connections, int))
+
+
+def _dkim(reader: _TomlReader) -> Dkim:
+    table = reader.table("dkim", {"domain", "selector"})
+    return Dkim(domain=reader.text("dkim", table, "domain", ""),
+                selector=reader.text("dkim", table, "selector", ""))
