@@ -70,11 +70,14 @@ def _workspace(ctx: click.Context) -> Workspace:
 
 
 def _database(workspace: Workspace) -> Engine:
+    """The workspace database, closed when the command ends."""
     bars = ProgressBars()
     try:
-        return bootstrap.open_database(workspace.settings, _notify, bars)
+        engine = bootstrap.open_database(workspace.settings, _notify, bars)
     finally:
         bars.close()
+    click.get_current_context().call_on_close(engine.dispose)
+    return engine
 
 
 @click.group(cls=EngineGroup)
@@ -99,6 +102,7 @@ def upgrade(ctx: click.Context) -> None:
     """Create or migrate the database schema to this version."""
     settings = _workspace(ctx).settings
     engine = db.connect(settings.database_url)
+    ctx.call_on_close(engine.dispose)
     before, after = db.upgrade(engine)
     where = db.describe(settings.database_url)
     if before == after:
@@ -159,7 +163,7 @@ def import_command(ctx: click.Context, kind: str, file: Path, mapping: dict[str,
     else:
         summary = f"Imported {report.lines:,} {kind} from {file}: {counts}"
     if report.skipped:
-        summary += f"; skipped {len(report.skipped):,} bad lines (listed above)"
+        summary += f"; skipped {len(report.skipped):,} lines (listed above)"
     click.echo(summary + ".")
     if report.invalid_emails:
         click.echo(f"Note: {report.invalid_emails:,} customers have an email address that looks "

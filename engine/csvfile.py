@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import difflib
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,30 +84,29 @@ def resolve_layout(path: Path, header: Sequence[str], known: Sequence[str],
                   extra=extra, width=len(header))
 
 
-def read_records(path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+@contextmanager
+def open_records(path: Path) -> Iterator[tuple[list[str], Iterator[tuple[int, list[str]]]]]:
     """The header and an iterator of (line number, fields) for each non-blank record."""
     if not path.is_file():
         raise ImportFileError("no such file", path=path, hint="check the path")
     _decode_check(path)
-    handle = path.open(encoding="utf-8-sig", newline="")
-    first = handle.readline()
-    if not first.strip():
-        handle.close()
-        raise ImportFileError("the file is empty; a header row is expected", path=path,
-                              line=1, hint="export the data with its column names")
-    delimiter = sniff_delimiter(first)
-    header = next(csv.reader([first], delimiter=delimiter))
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        first = handle.readline()
+        if not first.strip():
+            raise ImportFileError("the file is empty; a header row is expected", path=path,
+                                  line=1, hint="export the data with its column names")
+        delimiter = sniff_delimiter(first)
+        header = next(csv.reader([first], delimiter=delimiter))
+        yield header, _records(path, csv.reader(handle, delimiter=delimiter, strict=True))
 
-    def records() -> Iterator[tuple[int, list[str]]]:
-        with handle:
-            reader = csv.reader(handle, delimiter=delimiter, strict=True)
-            start = 2
-            try:
-                for fields in reader:
-                    if any(field.strip() for field in fields):
-                        yield start, fields
-                    start = reader.line_num + 2
-            except csv.Error as exc:
-                raise ImportFileError(f"broken CSV: {exc}", path=path, line=start,
-                                      hint="check the quotes on this line") from None
-    return header, records()
+
+def _records(path: Path, reader) -> Iterator[tuple[int, list[str]]]:
+    start = 2  # the header is line 1
+    try:
+        for fields in reader:
+            if any(field.strip() for field in fields):
+                yield start, fields
+            start = reader.line_num + 2
+    except csv.Error as exc:
+        raise ImportFileError(f"broken CSV: {exc}", path=path, line=start,
+                              hint="check the quotes on this line") from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Table, bindparam, delete, select, update
 
 from engine import fields as parse
-from engine.csvfile import Layout, count_lines, read_records, resolve_layout
+from engine.csvfile import Layout, count_lines, open_records, resolve_layout
 from engine.errors import ImportFileError
 from engine.schema import customers, order_items, orders, products
 
@@ -104,23 +104,24 @@ class _Importer:
         self.problems.append((line, message))
         self.bad_lines.add(line)
 
-    def rows(self) -> Iterable[tuple[int, dict[str, Any], dict[str, str], Layout]]:
-        header, records = read_records(self.path)
-        required = [name for name, spec in self.specs.items() if spec.required_column]
-        layout = resolve_layout(self.path, header, list(self.specs), required, self.mapping)
-        total = count_lines(self.path)
-        for count, (line, values) in enumerate(records, start=1):
-            if count % CHUNK == 0:
-                self.progress("reading", line, total)
-            try:
-                row, extra = self.parse_record(line, values, layout)
-            except _BadRow:
-                key_index = layout.columns[next(iter(self.specs))]
-                if key_index < len(values) and values[key_index].strip():
-                    self.bad_keys.append((line, values[key_index].strip()))
-                continue
-            yield line, row, extra, layout
-        self.progress("reading", total, total)
+    def rows(self) -> Iterator[tuple[int, dict[str, Any], dict[str, str], Layout]]:
+        """Parsed good rows with their line numbers; bad ones are noted as problems."""
+        with open_records(self.path) as (header, records):
+            required = [name for name, spec in self.specs.items() if spec.required_column]
+            layout = resolve_layout(self.path, header, list(self.specs), required, self.mapping)
+            total = count_lines(self.path)
+            key_index = layout.columns[next(iter(self.specs))]
+            for count, (line, values) in enumerate(records, start=1):
+                if count % CHUNK == 0:
+                    self.progress("reading", line, total)
+                try:
+                    row, extra = self.parse_record(line, values, layout)
+                except _BadRow:
+                    if key_index < len(values) and values[key_index].strip():
+                        self.bad_keys.append((line, values[key_index].strip()))
+                    continue
+                yield line, row, extra, layout
+            self.progress("reading", total, total)
 
     def parse_record(self, line: int, values: list[str], layout: Layout):
         if len(values) != layout.width:

@@ -94,66 +94,36 @@ _CURRENCY = {"GB": "GBP", "US": "USD"}  # everyone else pays in EUR
 _CATEGORY_OF = {"SEED": "Garden", "GARD": "Garden", "KITC": "Kitchen", "HOME": "Home",
                 "OUTD": "Outdoor", "BOOK": "Books", "GIFT": "Gifts"}
 _PRODUCT_TABLE = """
-SEED-01|Tomato Seed Packet|3.50
-SEED-02|Basil Seed Packet|2.90
-SEED-03|Jalapeño Seed Packet|3.20
-SEED-04|Wildflower Seed Mix|4.50
-SEED-05|Sunflower Seed Packet|2.90
-SEED-06|Carrot Seed Packet|2.50
-SEED-07|Lettuce Seed Packet|2.50
-SEED-08|Sweet Pea Seed Packet|3.20
-GARD-001|Hand Trowel|12.90
-GARD-002|Digging Fork|24.90
-GARD-003|Pruning Shears|19.90
-GARD-004|Watering Can 10 l|22.50
-GARD-005|Gardening Gloves|9.90
-GARD-006|Seed Starter Tray|7.90
-GARD-007|Potting Soil 20 l|8.50
-GARD-008|Terracotta Pots & Saucers (Set of 3)|18.90
-GARD-009|Raised Bed Kit|89.00
-GARD-010|Compost Bin|49.00
-GARD-011|Plant Labels (50)|4.90
-GARD-012|Garden Kneeler|16.90
-KITC-001|Chef's Knife 20 cm|59.00
-KITC-002|Oak Cutting Board|34.90
-KITC-003|Cast Iron Skillet|44.90
-KITC-004|Crème Brûlée Ramekins (Set of 4)|16.90
-KITC-005|Salt & Pepper Mills|29.90
-KITC-006|Linen Tea Towels (2)|14.90
-KITC-007|Herb Scissors|11.90
-KITC-008|Café Espresso Cups (Set of 2)|19.90
-KITC-009|Enamel Dutch Oven|79.00
-KITC-010|Olive Wood Spoons|15.90
-HOME-001|Soy Candle "Fig & Cedar"|18.50
-HOME-002|Wool Throw Blanket|69.00
-HOME-003|Ceramic Vase|27.90
-HOME-004|Linen Cushion Cover|24.90
-HOME-005|Macramé Plant Hanger|17.90
-HOME-006|Coir Doormat|21.90
-HOME-007|Reed Diffuser|22.90
-HOME-008|Wall Planter|29.90
-OUTD-001|Camping Hammock|39.90
-OUTD-002|Insulated Bottle 750 ml|24.90
-OUTD-003|Picnic Blanket|34.90
-OUTD-004|Folding Camp Chair|45.00
-OUTD-005|Solar Lantern|19.90
-OUTD-006|Bird Feeder|22.90
-OUTD-007|Insect Hotel|27.90
-OUTD-008|Fire Pit Bowl|119.00
-BOOK-001|The Kitchen Garden Year|24.00
-BOOK-002|Grow Your Own Herbs|16.00
-BOOK-003|Seasonal Cooking: Spring & Summer|29.00
-BOOK-004|The Small Balcony Garden|19.00
-BOOK-005|Foraging Field Guide|22.00
-BOOK-006|Bees, Birds & Butterflies|18.00
-GIFT-001|Gift Card 25|25.00
-GIFT-002|Gift Card 50|50.00
-GIFT-003|Gardener's Gift Box|49.00
-GIFT-004|Herb Garden Starter Kit|34.90
-GIFT-005|Advent Calendar of Seeds|29.90
-GIFT-006|Personalised Plant Marker|12.90
-GIFT-007|Lavender Sachets (Set of 3)|14.90
-GIFT-008|Après-Garden Hand Cream|12.50
+SEED-01|Tomato Seed Packet|3.50; SEED-02|Basil Seed Packet|2.90
+SEED-03|Jalapeño Seed Packet|3.20; SEED-04|Wildflower Seed Mix|4.50
+SEED-05|Sunflower Seed Packet|2.90; SEED-06|Carrot Seed Packet|2.50
+SEED-07|Lettuce Seed Packet|2.50; SEED-08|Sweet Pea Seed Packet|3.20
+GARD-001|Hand Trowel|12.90; GARD-002|Digging Fork|24.90
+GARD-003|Pruning Shears|19.90; GARD-004|Watering Can 10 l|22.50
+GARD-005|Gardening Gloves|9.90; GARD-006|Seed Starter Tray|7.90
+GARD-007|Potting Soil 20 l|8.50; GARD-008|Terracotta Pots & Saucers (Set of 3)|18.90
+GARD-009|Raised Bed Kit|89.00; GARD-010|Compost Bin|49.00
+GARD-011|Plant Labels (50)|4.90; GARD-012|Garden Kneeler|16.90
+KITC-001|Chef's Knife 20 cm|59.00; KITC-002|Oak Cutting Board|34.90
+KITC-003|Cast Iron Skillet|44.90; KITC-004|Crème Brûlée Ramekins (Set of 4)|16.90
+KITC-005|Salt & Pepper Mills|29.90; KITC-006|Linen Tea Towels (2)|14.90
+KITC-007|Herb Scissors|11.90; KITC-008|Café Espresso Cups (Set of 2)|19.90
+KITC-009|Enamel Dutch Oven|79.00; KITC-010|Olive Wood Spoons|15.90
+HOME-001|Soy Candle "Fig & Cedar"|18.50; HOME-002|Wool Throw Blanket|69.00
+HOME-003|Ceramic Vase|27.90; HOME-004|Linen Cushion Cover|24.90
+HOME-005|Macramé Plant Hanger|17.90; HOME-006|Coir Doormat|21.90
+HOME-007|Reed Diffuser|22.90; HOME-008|Wall Planter|29.90
+OUTD-001|Camping Hammock|39.90; OUTD-002|Insulated Bottle 750 ml|24.90
+OUTD-003|Picnic Blanket|34.90; OUTD-004|Folding Camp Chair|45.00
+OUTD-005|Solar Lantern|19.90; OUTD-006|Bird Feeder|22.90
+OUTD-007|Insect Hotel|27.90; OUTD-008|Fire Pit Bowl|119.00
+BOOK-001|The Kitchen Garden Year|24.00; BOOK-002|Grow Your Own Herbs|16.00
+BOOK-003|Seasonal Cooking: Spring & Summer|29.00; BOOK-004|The Small Balcony Garden|19.00
+BOOK-005|Foraging Field Guide|22.00; BOOK-006|Bees, Birds & Butterflies|18.00
+GIFT-001|Gift Card 25|25.00; GIFT-002|Gift Card 50|50.00
+GIFT-003|Gardener's Gift Box|49.00; GIFT-004|Herb Garden Starter Kit|34.90
+GIFT-005|Advent Calendar of Seeds|29.90; GIFT-006|Personalised Plant Marker|12.90
+GIFT-007|Lavender Sachets (Set of 3)|14.90; GIFT-008|Après-Garden Hand Cream|12.50
 """
 # Products often bought together; every product is in at least one group.
 _BUNDLES = (
@@ -180,6 +150,7 @@ _SEASONS = {
     "Gifts": (1.0, (0.5, 0.8, 0.6, 0.6, 0.9, 0.6, 0.5, 0.5, 0.6, 0.9, 2.5, 5.0)),
 }
 _VOLUME = (0.8, 0.8, 1.1, 1.3, 1.3, 1.1, 0.9, 0.8, 0.9, 1.0, 1.3, 1.6)  # orders per month
+_PEAK = max(_VOLUME)
 _DOMAINS = ("example.com", "example.org", "example.net", "mail.example", "inbox.example")
 _EMAIL_FORMATS = ("{f}.{s}", "{f}.{s}", "{f}{s}", "{f}_{s}", "{i}.{s}", "{s}.{f}")
 _SOURCES = ("web", "store", "instagram", "referral", "newsletter")
@@ -192,6 +163,8 @@ _TRANSLIT = str.maketrans({"ß": "ss", "Ł": "L", "ł": "l", "Ø": "O", "ø": "o
 
 @dataclass(frozen=True)
 class SampleSummary:
+    """How many rows generate() wrote."""
+
     customers: int
     products: int
     orders: int
@@ -208,7 +181,7 @@ class _Country:
     last: tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # compared by identity
 class _Product:
     sku: str
     name: str
@@ -217,7 +190,7 @@ class _Product:
     discounted: tuple[str, ...]  # 10, 15 and 20 % off
 
 
-def ascii_name(name: str) -> str:
+def _ascii(name: str) -> str:
     """Lower-case ASCII letters of a name: 'Łukasz' -> 'lukasz', "O'Brien" -> 'obrien'."""
     plain = unicodedata.normalize("NFKD", name.translate(_TRANSLIT)).lower()
     return "".join(ch for ch in plain if ch.isascii() and ch.isalnum())
@@ -228,12 +201,12 @@ def _country(code: str, locale: str, cities: str, first: str, last: str) -> _Cou
     split = (place.partition("=") for place in names.split(","))
     places = tuple((city, tz or zone) for city, _, tz in split)
     return _Country(code, locale, _CURRENCY.get(code, "EUR"), places,
-                    tuple((n, ascii_name(n)) for n in first.split(",")),
-                    tuple((n, ascii_name(n)) for n in last.split(",")))
+                    tuple((n, _ascii(n)) for n in first.split(",")),
+                    tuple((n, _ascii(n)) for n in last.split(",")))
 
 
-def _product(line: str) -> _Product:
-    sku, name, price = line.split("|")
+def _product(item: str) -> _Product:
+    sku, name, price = item.split("|")
     off = (Decimal(price) * (100 - p) / 100 for p in (10, 15, 20))
     return _Product(sku, name, _CATEGORY_OF[sku[:4]], price,
                     tuple(str(d.quantize(Decimal("0.01"), ROUND_HALF_UP)) for d in off))
@@ -241,7 +214,8 @@ def _product(line: str) -> _Product:
 
 _COUNTRIES = tuple(_country(code, loc, *rest) for code, (loc, _, *rest) in _COUNTRY_TABLE.items())
 _COUNTRY_CUM = tuple(accumulate(weight for _, weight, *_ in _COUNTRY_TABLE.values()))
-_PRODUCTS = tuple(_product(line) for line in _PRODUCT_TABLE.split("\n") if line)
+_PRODUCTS = tuple(_product(item) for item in _PRODUCT_TABLE.replace("\n", "; ").split("; ")
+                  if item)
 _BY_SKU = {p.sku: p for p in _PRODUCTS}
 _COMPANIONS = {p.sku: tuple(dict.fromkeys(_BY_SKU[s] for b in _BUNDLES if p.sku in b.split()
                                           for s in b.split() if s != p.sku)) for p in _PRODUCTS}
@@ -299,12 +273,9 @@ def _customer(rng: random.Random, number: int, now: int,
     return row, country, signed_up
 
 
-def _seasonal_time(rng: random.Random, start: int, stop: int) -> int:
-    """A second in [start, stop), more likely in busy months."""
-    while True:
-        moment = rng.randrange(start, stop)
-        if rng.random() * 1.6 < _VOLUME[(_EPOCH + timedelta(seconds=moment)).month - 1]:
-            return moment
+def _busy(rng: random.Random, moment: int) -> bool:
+    """Thinning by month: keep a candidate order time with probability volume / peak."""
+    return rng.random() * _PEAK < _VOLUME[(_EPOCH + timedelta(seconds=moment)).month - 1]
 
 
 def _order_times(rng: random.Random, signed_up: int, now: int) -> list[int]:
@@ -312,20 +283,33 @@ def _order_times(rng: random.Random, signed_up: int, now: int) -> list[int]:
     kind = rng.random()
     if kind < 0.25:
         return []
-    count = 1 if kind < 0.57 else 2 if kind < 0.67 else 3 + min(17, int(rng.expovariate(0.2)))
-    stop = now
-    if kind >= 0.85:  # lapsed: the last order is 120-400 days ago
-        lapsed = now - rng.randrange(120 * _DAY, 400 * _DAY)
-        if lapsed - signed_up > 60 * _DAY:
-            stop = lapsed
-    count = min(count, 1 + (stop - signed_up) // (7 * _DAY))
-    times = sorted(_seasonal_time(rng, signed_up, stop) for _ in range(count))
-    if stop != now:
-        times[-1] = stop
-    return times
+    if kind < 0.57:  # one order, mostly soon after signing up
+        while True:
+            moment = signed_up + int(rng.expovariate(1 / (10 * _DAY)))
+            if moment >= now:
+                moment = rng.randrange(signed_up, now)
+            if _busy(rng, moment):
+                return [moment]
+    count = 2 if kind < 0.67 else 3 + min(17, int(rng.expovariate(1 / 8)))
+    lapsed = kind >= 0.85  # the last order is 120-400 days ago
+    end = now - rng.randrange(120 * _DAY, 400 * _DAY) if lapsed else now
+    # Orders spread over the customer's history, at least two weeks apart on average.
+    gap = max(14 * _DAY, rng.uniform(0.5, 1.0) * (end - signed_up) / count)
+    moment = end if lapsed else now - 1 - int(rng.expovariate(1 / gap))
+    if moment < signed_up:
+        moment = rng.randrange(signed_up, now)
+    times = [moment]
+    while len(times) < count:  # walk back in time; _busy keeps PEAK / gap of the candidates
+        moment -= int(rng.expovariate(_PEAK / gap))
+        if moment < signed_up:
+            break
+        if _busy(rng, moment):
+            times.append(moment)
+    return times[::-1]
 
 
-def _basket(rng: random.Random, month: int, favourite: tuple) -> list[_Product]:
+def _basket(rng: random.Random, month: int,
+            favourite: tuple[Sequence[_Product], Sequence[float]]) -> list[_Product]:
     """1-5 distinct products; extra lines often come from the first items' companions."""
     size = bisect(_SIZE_CUM, rng.random() * _SIZE_CUM[-1]) + 1
     seasonal = _MONTH_CUM[month - 1]
