@@ -23,7 +23,11 @@ def open_database(settings: Settings, notify: Notify, progress: Progress | None 
         and not Path(url.database).exists()
     engine = db.connect(url)
     if not new_file:
-        db.require_current(engine)
+        try:
+            db.require_current(engine)
+        except BaseException:
+            engine.dispose()
+            raise
         return engine
     try:
         db.upgrade(engine)
