@@ -28,7 +28,7 @@ PROGRESS_EVERY = 10_000
 
 _DAY = 86_400
 _EPOCH = datetime(1970, 1, 1)
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 # code: locale, weight, cities ("City=Zone" overrides the default zone), first names, last names
 _COUNTRY_TABLE = {
@@ -233,7 +233,7 @@ _FAVOURITES = tuple(
 _FAVOURITE_CUM = tuple(accumulate(weight for weight, _ in _SEASONS.values()))
 
 
-def _pick(rng: random.Random, items: Sequence[T], cum: Sequence[float]) -> T:
+def _pick(rng: random.Random, items: Sequence[_T], cum: Sequence[float]) -> _T:
     return items[bisect(cum, rng.random() * cum[-1])]
 
 
