@@ -27,6 +27,7 @@ class Spec:
     parse: parse.Parser
     required_column: bool = False
     required_value: bool = False
+    default: Any = None  # stored for an empty cell
 
 
 def _specs(kind: str, month_first: bool) -> dict[str, Spec]:
@@ -35,12 +36,12 @@ def _specs(kind: str, month_first: bool) -> dict[str, Spec]:
         return {
             "customer_id": Spec(parse.text(64), True, True),
             "email": Spec(parse.text(320), True, True),
-            "first_name": Spec(parse.text(100), True),
-            "last_name": Spec(parse.text(100), True),
+            "first_name": Spec(parse.text(100), True, default=""),
+            "last_name": Spec(parse.text(100), True, default=""),
             "locale": Spec(parse.locale), "timezone": Spec(parse.timezone),
             "country": Spec(parse.country), "city": Spec(parse.text(100)),
             "birthday": Spec(day), "signed_up_at": Spec(moment),
-            "subscribed": Spec(parse.boolean),
+            "subscribed": Spec(parse.boolean, default=True),
         }
     if kind == "products":
         return {
@@ -134,7 +135,7 @@ class _Importer:
                 if spec.required_value:
                     self.problem(line, f"missing value (column {layout.names[name]})")
                     raise _BadRow
-                row[name] = None
+                row[name] = spec.default
                 continue
             try:
                 row[name] = spec.parse(raw)
@@ -178,8 +179,6 @@ class _Importer:
                 self.progress(step, len(inserts) + min(start + CHUNK, len(updates)), total)
         self.report.inserted += len(inserts)
         self.report.updated += len(updates)
-        if table is not orders:
-            self.report.lines = len(inserts) + len(updates)
 
     def unique(self, seen: dict[str, int], key: str, line: int, label: str, column: str) -> bool:
         if key in seen:
@@ -202,8 +201,6 @@ def _import_customers(job: _Importer) -> None:
         if not parse.looks_like_email(row["email"]):
             job.report.invalid_emails += 1
         values = {c: row[c] for c in row if c != "customer_id"}
-        values["first_name"] = values["first_name"] or ""
-        values["last_name"] = values["last_name"] or ""
         columns = [*values, "attributes"] if layout.extra else list(values)
         if row["customer_id"] in existing:
             ident, attributes = existing[row["customer_id"]]
@@ -212,11 +209,10 @@ def _import_customers(job: _Importer) -> None:
             updates.append({"_id": ident, **values})
         else:
             values.setdefault("subscribed", True)
-            if values["subscribed"] is None:
-                values["subscribed"] = True
             inserts.append({"external_id": row["customer_id"], "attributes": extra, **values})
     job.finish_reading()
     job.write(customers, "writing customers", inserts, updates, columns)
+    job.report.lines = len(inserts) + len(updates)
 
 
 def _import_products(job: _Importer) -> None:
@@ -233,6 +229,7 @@ def _import_products(job: _Importer) -> None:
             inserts.append(row)
     job.finish_reading()
     job.write(products, "writing products", inserts, updates, [c for c in columns if c != "sku"])
+    job.report.lines = len(inserts) + len(updates)
 
 
 def _collect_orders(job: _Importer) -> tuple[dict[str, _Order], dict[str, dict[str, Any]]]:

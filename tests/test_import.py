@@ -292,3 +292,14 @@ def _moment(value) -> datetime:
 def _json(value):
     import json
     return json.loads(value) if isinstance(value, str) else value
+
+
+def test_empty_cells_of_required_columns_get_their_defaults_on_insert_and_update(workspace):
+    header = "customer_id,email,first_name,last_name,subscribed\n"
+    imported(workspace, "customers", header + "C1,a@example.com,Ann,Lee,no\n")
+    result = imported(workspace, "customers", header + "C1,a@example.com,,,\nC2,b@example.com,,,\n")
+    assert result.exit_code == 0, result.output
+    rows = workspace.rows("SELECT external_id, first_name, last_name, subscribed FROM customers "
+                          "ORDER BY external_id")
+    assert [(r[0], r[1], r[2], bool(r[3])) for r in rows] == [("C1", "", "", True),
+                                                             ("C2", "", "", True)]
