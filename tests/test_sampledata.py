@@ -233,3 +233,16 @@ def test_progress_reports_every_customer_once(tmp_path: Path,
     calls: list[int] = []
     generate(tmp_path, customers=250, progress=calls.append)
     assert calls == [100, 100, 50]
+
+
+def test_cli_writes_files_the_importer_accepts(sqlite_workspace) -> None:
+    folder = sqlite_workspace.root / "generated"
+    result = sqlite_workspace.run("sample-data", str(folder), "--customers", "150", "--seed", "7")
+    assert result.exit_code == 0, result.output
+    summary = generate(sqlite_workspace.root / "again", customers=150, seed=7)
+    assert result.stdout == (
+        f"Wrote 150 customers, {summary.products:,} products, {summary.orders:,} orders "
+        f"({summary.order_lines:,} order lines) to {folder}.\n")
+    for kind in ("customers", "products", "orders"):
+        assert sqlite_workspace.run("import", kind, str(folder / f"{kind}.csv")).exit_code == 0
+    assert sqlite_workspace.rows("SELECT COUNT(*) FROM order_items") == [(summary.order_lines,)]
