@@ -12,6 +12,10 @@ from sqlalchemy import Engine
 from engine import bootstrap, db, sampledata
 from engine.errors import EngineError, ImportFileError
 from engine.importer import KINDS, import_file
+from engine.segments.export import FORMATS, write_members
+from engine.segments.members import Segments
+from engine.segments.parser import SegmentError
+from engine.timespec import parse_now
 from engine.workspace import Workspace, open_workspace
 
 MAX_LISTED_PROBLEMS = 50
@@ -23,8 +27,8 @@ class EngineGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except ImportFileError as exc:
-            _list_problems(exc.problems)
+        except (ImportFileError, SegmentError) as exc:
+            _list_problems(exc.problems if len(exc.problems) > 1 else [])
             raise click.ClickException(str(exc)) from exc
         except EngineError as exc:
             raise click.ClickException(str(exc)) from exc
@@ -185,3 +189,104 @@ def sample_data(folder: Path, customers: int, seed: int, until: datetime) -> Non
                                       progress=bar.update)
     click.echo(f"Wrote {summary.customers:,} customers, {summary.products:,} products, "
                f"{summary.orders:,} orders ({summary.order_lines:,} order lines) to {folder}.")
+
+
+def _now_option(function):
+    return click.option("--now", "now", metavar="TIME", callback=_parse_now,
+                        help="Evaluate as of this time (a date means its midnight, UTC); "
+                             "default: the current time.")(function)
+
+
+def _parse_now(_ctx, _param, value: str | None) -> datetime:
+    try:
+        return parse_now(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _segments(ctx: click.Context, now: datetime) -> tuple[Segments, Engine]:
+    workspace = _workspace(ctx)
+    segments = Segments(workspace, now)
+    return segments, _database(workspace)
+
+
+@cli.group()
+def segment() -> None:
+    """Segments of customers defined in segments.yaml."""
+
+
+@segment.command(name="list")
+@_now_option
+@click.pass_context
+def segment_list(ctx: click.Context, now: datetime) -> None:
+    """Every segment with its description and current size."""
+    segments, engine = _segments(ctx, now)
+    with engine.connect() as connection:
+        rows = [(name, f"{segments.count(connection, name):,}", item.description)
+                for name, item in segments.definitions.items()]
+    width = max([len("SEGMENT"), *(len(r[0]) for r in rows)])
+    count_width = max([len("CUSTOMERS"), *(len(r[1]) for r in rows)])
+    click.echo(f"{'SEGMENT':<{width}}  {'CUSTOMERS':>{count_width}}  DESCRIPTION")
+    for name, count, description in rows:
+        click.echo(f"{name:<{width}}  {count:>{count_width}}  {description}".rstrip())
+
+
+@segment.command(name="count")
+@click.argument("name")
+@_now_option
+@click.pass_context
+def segment_count(ctx: click.Context, name: str, now: datetime) -> None:
+    """How many customers are in segment NAME."""
+    segments, engine = _segments(ctx, now)
+    with engine.connect() as connection:
+        click.echo(segments.count(connection, name))
+
+
+@segment.command(name="show")
+@click.argument("name")
+@click.option("--sql", is_flag=True, help="Print the SQL query instead of the members.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(0),
+              help="Show at most this many members (0: all).")
+@_now_option
+@click.pass_context
+def segment_show(ctx: click.Context, name: str, sql: bool, limit: int, now: datetime) -> None:
+    """Members of segment NAME with orders, spend, last order and tier."""
+    segments, engine = _segments(ctx, now)
+    if sql:
+        click.echo(segments.sql(engine, name))
+        return
+    with engine.connect() as connection:
+        total = segments.count(connection, name)
+        members = list(segments.members(connection, name, limit or None))
+    header = ("CUSTOMER", "EMAIL", "NAME", "ORDERS", "SPENT", "LAST ORDER", "TIER")
+    rows = [(m.customer_id, m.email, f"{m.first_name} {m.last_name}".strip(), str(m.orders),
+             f"{m.spent:,.2f}", m.last_order_at.date().isoformat() if m.last_order_at else "-",
+             m.tier or "-") for m in members]
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(f"{v:>{w}}" if i in (3, 4) else f"{v:<{w}}"
+                             for i, (v, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+    shown = f"{len(rows):,} of {total:,}" if len(rows) < total else f"all {total:,}"
+    click.echo(f"({shown} customers in {name} as of {now.isoformat(sep=' ')} UTC)")
+
+
+@segment.command(name="export")
+@click.argument("name")
+@click.option("--format", "file_format", type=click.Choice(FORMATS), default="csv",
+              show_default=True, help="Output format.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of standard output.")
+@_now_option
+@click.pass_context
+def segment_export(ctx: click.Context, name: str, file_format: str, output: Path | None,
+                   now: datetime) -> None:
+    """Export the members of segment NAME (customer_id, email, names, figures)."""
+    segments, engine = _segments(ctx, now)
+    with engine.connect() as connection:
+        members = segments.members(connection, name)
+        if output is None:
+            write_members(members, sys.stdout, file_format)
+            return
+        with output.open("w", encoding="utf-8", newline="") as handle:
+            count = write_members(members, handle, file_format)
+    click.echo(f"Wrote {count:,} customers of {name} to {output}.", err=True)

@@ -8,6 +8,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from engine.errors import SettingsError
+from engine.timespec import Span, parse_span
 
 SETTINGS_FILE = "campaign.toml"
 
@@ -51,6 +53,16 @@ class Dkim:
 
 
 @dataclass(frozen=True)
+class Tier:
+    """A loyalty tier: at least this spend and/or this many orders (optionally within a span)."""
+
+    name: str
+    spent: Decimal | None = None
+    orders: int | None = None
+    within: Span | None = None
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything configurable about a workspace. Secrets come only from the environment."""
 
@@ -61,6 +73,7 @@ class Settings:
     sender: Sender
     sending: Sending
     dkim: Dkim
+    tiers: tuple[Tier, ...] = ()
     smtp_url: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
     dkim_key_path: Path | None = None
@@ -153,7 +166,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
                             hint="fix the syntax (strings need quotes, tables are [name])") from exc
     reader = _TomlReader(path, text, data)
     reader.reject_unknown(None, data, {"database_url", "sample_data", "shop", "sender",
-                                       "sending", "dkim"})
+                                       "sending", "dkim", "tiers"})
     return Settings(
         root=root,
         database_url=_database_url(reader, env, root),
@@ -162,6 +175,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         sender=_sender(reader),
         sending=_sending(reader),
         dkim=_dkim(reader),
+        tiers=_tiers(reader),
         smtp_url=env.get("CAMPAIGN_SMTP_URL") or None,
         secret_key=env.get("CAMPAIGN_SECRET_KEY") or None,
         dkim_key_path=Path(env["CAMPAIGN_DKIM_KEY"]) if env.get("CAMPAIGN_DKIM_KEY") else None,
@@ -227,3 +241,49 @@ def _dkim(reader: _TomlReader) -> Dkim:
     table = reader.table("dkim", {"domain", "selector"})
     return Dkim(domain=reader.text("dkim", table, "domain", ""),
                 selector=reader.text("dkim", table, "selector", ""))
+
+
+def _tiers(reader: _TomlReader) -> tuple[Tier, ...]:
+    """[[tiers]] tables, highest first: a customer belongs to the first one they qualify for."""
+    tables = reader.data.get("tiers", [])
+    example = '[[tiers]] name = "gold" spent = 1000 within = "365 days"'
+    if not isinstance(tables, list) or not all(isinstance(t, Mapping) for t in tables):
+        raise reader.error(None, "tiers", "'tiers' must be a list of [[tiers]] tables",
+                           f"write each tier as {example}")
+    tiers: list[Tier] = []
+    for table in tables:
+        reader.reject_unknown("tiers", table, {"name", "spent", "orders", "within"})
+        name = reader.text("tiers", table, "name", "")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name) or name in {t.name for t in tiers}:
+            raise reader.error("tiers", "name", f"tier name {name!r} is missing, malformed or "
+                               "used twice", "give each [[tiers]] a unique name like \"gold\"")
+        if "spent" not in table and "orders" not in table:
+            raise reader.error("tiers", "name", f"tier '{name}' needs 'spent' or 'orders'",
+                               f"for example {example}")
+        try:
+            tiers.append(Tier(
+                name=name,
+                spent=_tier_spent(table["spent"]) if "spent" in table else None,
+                orders=_tier_orders(table["orders"]) if "orders" in table else None,
+                within=parse_span(table["within"]) if "within" in table else None))
+        except ValueError as exc:
+            raise reader.error("tiers", "name", f"tier '{name}': {exc}",
+                               f"for example {example}") from None
+    return tuple(tiers)
+
+
+def _tier_spent(value: object) -> Decimal:
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        amount = Decimal(-1)
+    if isinstance(value, bool) or not amount.is_finite() or amount < 0 \
+            or amount != amount.quantize(Decimal("0.01")):
+        raise ValueError(f"spent {value!r} must be an amount of 0 or more with at most 2 decimals")
+    return amount
+
+
+def _tier_orders(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"orders {value!r} must be a whole number of 0 or more")
+    return value

@@ -1,0 +1,1 @@
+"""The segment language: parse segments.yaml into a tree and compile it to one SQL SELECT."""

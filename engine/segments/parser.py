@@ -1,0 +1,403 @@
+"""segments.yaml (and inline conditions) into the typed tree, collecting every error at once."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+
+from engine.errors import EngineError
+from engine.segments import tree as t
+from engine.timespec import Moment, parse_moment, parse_span
+from engine.yamlfile import Position, item_position, key_position, load_yaml, value_position
+
+CONDITIONS = ("all", "any", "not", "segment", "orders", "spent", "average_order", "first_order",
+              "last_order", "signed_up", "bought", "customer", "rfm", "tier")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*$")
+_TEXT_COLUMNS = {"customer_id", "email", "first_name", "last_name", "locale", "timezone",
+                 "country", "city"}
+
+
+class SegmentError(EngineError):
+    """One or more problems in a segment definition; `problems` lists each with its place."""
+
+    def __init__(self, problems: list[str]) -> None:
+        count = len(problems)
+        super().__init__(problems[0] if count == 1 else
+                         f"{count} problems in segment definitions (listed above)")
+        self.problems = problems
+
+
+class _Invalid(Exception):
+    """Raised inside the parser after a problem was recorded, to skip the broken node."""
+
+
+@dataclass
+class ConditionParser:
+    """Parses condition nodes of one YAML file, noting each problem with its position."""
+
+    path: Path
+    tiers: Collection[str] = ()
+    problems: list[tuple[Position, str]] = field(default_factory=list)
+    references: list[tuple[str, Position]] = field(default_factory=list)
+
+    def fail(self, where: Position, message: str) -> _Invalid:
+        self.problems.append((where, message))
+        return _Invalid()
+
+    def formatted(self) -> list[str]:
+        return [f"{self.path}:{line}:{column}: {message}"
+                for (line, column), message in sorted(self.problems)]
+
+    # -- structure --------------------------------------------------------------------
+    def condition(self, node: Any, where: Position, ignore: Collection[str] = ()
+                  ) -> t.Condition | None:
+        """A condition node (minus `ignore` keys), or None when it was broken (recorded)."""
+        try:
+            return self._condition(node, where, ignore)
+        except _Invalid:
+            return None
+
+    def _condition(self, node: Any, where: Position, ignore: Collection[str] = ()
+                   ) -> t.Condition:
+        keys = [key for key in node if key not in ignore] if isinstance(node, CommentedMap) \
+            else []
+        if not keys:
+            raise self.fail(where, f"expected a condition such as 'orders: {{at_least: 3}}', "
+                                   f"found {_describe(node)}")
+        for extra in keys[1:]:
+            self.fail(key_position(node, extra, where),
+                      f"'{extra}' is a second condition in one place; combine conditions with "
+                      "'all:' or 'any:' lists")
+        key = keys[0]
+        key_at, value_at = key_position(node, key, where), value_position(node, key, where)
+        handler = _HANDLERS.get(key) if isinstance(key, str) else None
+        if handler is None:
+            raise self.fail(key_at, f"unknown condition '{key}'{_suggest(key, CONDITIONS)}")
+        if len(keys) > 1:
+            raise _Invalid()
+        return handler(self, key, node[key], value_at)
+
+    def _combination(self, key: str, value: Any, where: Position) -> t.Condition:
+        if not isinstance(value, CommentedSeq):
+            raise self.fail(where, f"'{key}' takes a list of conditions (lines starting with "
+                                   f"'- '), found {_describe(value)}")
+        if not value:
+            raise self.fail(where, f"'{key}' needs at least one condition")
+        items = [self.condition(item, item_position(value, i, where))
+                 for i, item in enumerate(value)]
+        if any(item is None for item in items):
+            raise _Invalid()
+        return (t.All if key == "all" else t.AnyOf)(tuple(items))
+
+    def _not(self, _key: str, value: Any, where: Position) -> t.Condition:
+        item = self.condition(value, where)
+        if item is None:
+            raise _Invalid()
+        return t.Not(item)
+
+    def _segment(self, _key: str, value: Any, where: Position) -> t.Condition:
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail(where, f"'segment' takes a segment name, found {_describe(value)}")
+        self.references.append((value.strip(), where))
+        return t.SegmentRef(value.strip())
+
+    # -- options ----------------------------------------------------------------------
+    def options(self, key: str, value: Any, where: Position, allowed: tuple[str, ...],
+                example: str) -> dict[str, tuple[Any, Position]]:
+        """The `{option: value}` mapping of a condition, each value with its position."""
+        if not isinstance(value, CommentedMap) or not value:
+            raise self.fail(where, f"'{key}' takes options like {example}, found "
+                                   f"{_describe(value)}")
+        found: dict[str, tuple[Any, Position]] = {}
+        broken = False
+        for name in value:
+            if name not in allowed:
+                broken = True
+                self.fail(key_position(value, name, where),
+                          f"unknown option '{name}' for '{key}'{_suggest(name, allowed)}")
+            else:
+                found[name] = (value[name], value_position(value, name, where))
+        if broken:
+            raise _Invalid()
+        return found
+
+    def bounds(self, key: str, options: dict, where: Position, whole: bool) -> t.Bounds:
+        numbers = {name: self.number(key, name, *options[name], whole)
+                   for name in ("at_least", "at_most", "exactly") if name in options}
+        if not numbers:
+            raise self.fail(where, f"'{key}' needs a bound: at_least, at_most or exactly")
+        if "exactly" in numbers:
+            if len(numbers) > 1:
+                raise self.fail(where, f"'{key}' has 'exactly' together with another bound; "
+                                       "use either exactly or at_least/at_most")
+            return t.Bounds(numbers["exactly"], numbers["exactly"])
+        low, high = numbers.get("at_least"), numbers.get("at_most")
+        if low is not None and high is not None and low > high:
+            raise self.fail(where, f"conflicting bounds: at_least {low} is above at_most {high}")
+        return t.Bounds(low, high)
+
+    def number(self, key: str, name: str, value: Any, where: Position, whole: bool) -> Decimal:
+        kind = "a whole number" if whole else "a number"
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise self.fail(where, f"'{name}' of '{key}' must be {kind}, found {_describe(value)}")
+        try:
+            number = Decimal(str(value).strip())
+        except InvalidOperation:
+            raise self.fail(where, f"'{name}' of '{key}' must be {kind}, found "
+                                   f"{_describe(value)}") from None
+        if not number.is_finite() or number < 0 or (whole and number != int(number)):
+            raise self.fail(where, f"'{name}' of '{key}' must be {kind} of 0 or more, found "
+                                   f"{value}")
+        if number != number.quantize(Decimal("0.01")):
+            raise self.fail(where, f"'{name}' of '{key}' has more than 2 decimal places")
+        return Decimal(int(number)) if whole else number
+
+    def span(self, options: dict, name: str = "within"):
+        if name not in options:
+            return None
+        value, where = options[name]
+        try:
+            return parse_span(value)
+        except ValueError as exc:
+            raise self.fail(where, str(exc)) from None
+
+    def moment(self, options: dict, name: str) -> Moment | None:
+        if name not in options:
+            return None
+        value, where = options[name]
+        try:
+            return parse_moment(value)
+        except ValueError as exc:
+            raise self.fail(where, str(exc)) from None
+
+    def names(self, key: str, name: str, value: Any, where: Position) -> tuple[str, ...]:
+        """One text value or a list of them."""
+        values = list(value) if isinstance(value, CommentedSeq) else [value]
+        if not values or not all(isinstance(v, str | int) and not isinstance(v, bool)
+                                 and str(v).strip() for v in values):
+            raise self.fail(where, f"'{name}' of '{key}' takes a name or a list of names, "
+                                   f"found {_describe(value)}")
+        return tuple(str(v).strip() for v in values)
+
+    # -- conditions -------------------------------------------------------------------
+    def _aggregate(self, key: str, value: Any, where: Position) -> t.Condition:
+        options = self.options(key, value, where, ("at_least", "at_most", "exactly", "within"),
+                               "{at_least: 3}")
+        bounds = self.bounds(key, options, where, whole=key == "orders")
+        kind = {"orders": t.OrderCount, "spent": t.Spent, "average_order": t.AverageOrder}[key]
+        return kind(bounds, self.span(options))
+
+    def _when(self, key: str, value: Any, where: Position) -> t.Condition:
+        options = self.options(key, value, where, ("before", "after"),
+                               "{before: 90 days ago} or {after: 2026-01-01}")
+        before, after = self.moment(options, "before"), self.moment(options, "after")
+        if before and after and _never_both(before, after):
+            raise self.fail(where, f"conflicting bounds: nothing is both before {before} and "
+                                   f"at or after {after}")
+        return t.When(key, before, after)
+
+    def _bought(self, key: str, value: Any, where: Position) -> t.Condition:
+        options = self.options(key, value, where, ("product", "category", "within", "at_least"),
+                               "{category: Garden, within: 180 days}")
+        if "product" not in options and "category" not in options:
+            raise self.fail(where, "'bought' needs a product (SKU) or a category")
+        products = self.names(key, "product", *options["product"]) if "product" in options \
+            else ()
+        categories = self.names(key, "category", *options["category"]) \
+            if "category" in options else ()
+        at_least = self.number(key, "at_least", *options["at_least"], whole=True) \
+            if "at_least" in options else Decimal(1)
+        if at_least < 1:
+            raise self.fail(options["at_least"][1], "'at_least' of 'bought' must be 1 or more")
+        return t.Bought(products, categories, self.span(options), int(at_least))
+
+    def _customer(self, key: str, value: Any, where: Position) -> t.Condition:
+        if not isinstance(value, CommentedMap) or not value:
+            raise self.fail(where, "'customer' takes fields like {city: Berlin, country: DE}, "
+                                   f"found {_describe(value)}")
+        matches = [self._field(value, name, where) for name in value]
+        if any(match is None for match in matches):
+            raise _Invalid()
+        return matches[0] if len(matches) == 1 else t.All(tuple(matches))
+
+    def _field(self, mapping: CommentedMap, name: Any, where: Position) -> t.FieldMatch | None:
+        name_at = key_position(mapping, name, where)
+        value, value_at = mapping[name], value_position(mapping, name, where)
+        try:
+            if not isinstance(name, str) or not _NAME.match(name):
+                raise self.fail(name_at, f"{_describe(name)} is not a field name")
+            if name in ("birthday", "signed_up_at"):
+                raise self.fail(name_at, f"'{name}' cannot be matched here; use the "
+                                         "'signed_up' condition for sign-up dates")
+            attribute = name not in t.CUSTOMER_COLUMNS
+            close = _suggest(name, t.CUSTOMER_COLUMNS, cutoff=0.8)
+            if attribute and close:
+                raise self.fail(name_at, f"unknown customer field '{name}'{close}")
+            if name == "subscribed":
+                if not isinstance(value, bool):
+                    raise self.fail(value_at, "'subscribed' is true or false, found "
+                                              f"{_describe(value)}")
+                return t.FieldMatch(name, False, (value,))
+            if isinstance(value, CommentedMap):
+                options = self.options(name, value, value_at, ("contains",), "{contains: text}")
+                text, text_at = options["contains"]
+                if not isinstance(text, str | int) or isinstance(text, bool) or not str(text):
+                    raise self.fail(text_at, f"'contains' takes text, found {_describe(text)}")
+                return t.FieldMatch(name, attribute, contains=str(text))
+            return t.FieldMatch(name, attribute, self.names("customer", name, value, value_at))
+        except _Invalid:
+            return None
+
+    def _rfm(self, key: str, value: Any, where: Position) -> t.Condition:
+        options = self.options(key, value, where, ("recency", "frequency", "monetary"),
+                               "{recency: [4, 5], frequency: [4, 5]}")
+        scores = {name: self._scores(name, *options[name]) for name in options}
+        return t.Rfm(**scores)
+
+    def _scores(self, name: str, value: Any, where: Position) -> frozenset[int]:
+        values = list(value) if isinstance(value, CommentedSeq) else [value]
+        if not values or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5
+                                 for v in values):
+            raise self.fail(where, f"'{name}' of 'rfm' takes scores from 1 to 5 (one or a list), "
+                                   f"found {_describe(value)}")
+        return frozenset(values)
+
+    def _tier(self, key: str, value: Any, where: Position) -> t.Condition:
+        names = self.names(key, "tier", value, where)
+        if not self.tiers:
+            raise self.fail(where, "no loyalty tiers are defined; add [[tiers]] tables to "
+                                   "campaign.toml")
+        unknown = [name for name in names if name not in self.tiers]
+        if unknown:
+            hint = _suggest(unknown[0], self.tiers) or f"; tiers are: {', '.join(self.tiers)}"
+            raise self.fail(where, f"unknown tier '{unknown[0]}'{hint}")
+        return t.TierIs(names)
+
+
+_HANDLERS: dict[str, Callable[..., t.Condition]] = {
+    "all": ConditionParser._combination, "any": ConditionParser._combination,
+    "not": ConditionParser._not, "segment": ConditionParser._segment,
+    "orders": ConditionParser._aggregate, "spent": ConditionParser._aggregate,
+    "average_order": ConditionParser._aggregate, "first_order": ConditionParser._when,
+    "last_order": ConditionParser._when, "signed_up": ConditionParser._when,
+    "bought": ConditionParser._bought, "customer": ConditionParser._customer,
+    "rfm": ConditionParser._rfm, "tier": ConditionParser._tier,
+}
+
+
+def _never_both(before: Moment, after: Moment) -> bool:
+    """True when `after` is certainly not earlier than `before` (the range is empty)."""
+    if before.absolute and after.absolute:
+        return after.absolute >= before.absolute
+    if before.ago and after.ago and before.ago.unit == after.ago.unit:
+        return after.ago.amount <= before.ago.amount
+    return False
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    if isinstance(value, CommentedMap | dict):
+        return "a mapping" if value else "an empty mapping"
+    if isinstance(value, CommentedSeq | list):
+        return "a list" if value else "an empty list"
+    return repr(value) if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
+
+
+def _suggest(word: Any, choices: Collection[str], cutoff: float = 0.6) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=cutoff)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def load_segments(path: Path, tiers: Collection[str] = ()) -> dict[str, t.Segment]:
+    """Every segment of a segments.yaml file, validated together; raises SegmentError."""
+    document = load_yaml(path)
+    parser = ConditionParser(path, tiers)
+    segments: dict[str, t.Segment] = {}
+    top = (1, 1)
+    if not isinstance(document, CommentedMap) or not isinstance(document.get("segments"),
+                                                                  CommentedMap):
+        parser.fail(top, "expected a 'segments:' mapping of segment names to conditions")
+        raise SegmentError(parser.formatted())
+    for key in document:
+        if key != "segments":
+            parser.fail(key_position(document, key, top),
+                        f"unknown top-level key '{key}'; only 'segments:' belongs here")
+    definitions = document["segments"]
+    for name in definitions:
+        where = key_position(definitions, name, top)
+        segment = _segment(parser, name, definitions[name], where,
+                           value_position(definitions, name, where))
+        if segment is not None:
+            segments[name] = segment
+    check_references(parser, set(definitions))
+    _check_cycles(parser, segments)
+    if parser.problems:
+        raise SegmentError(parser.formatted())
+    return segments
+
+
+def _segment(parser: ConditionParser, name: Any, body: Any, where: Position,
+             body_at: Position) -> t.Segment | None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        parser.fail(where, f"segment name {_describe(name)} must start with a letter and use only "
+                           "letters, digits, '_' and '-'")
+        return None
+    if not isinstance(body, CommentedMap):
+        parser.fail(body_at, f"segment '{name}' needs a condition, found {_describe(body)}")
+        return None
+    description = body.get("description", "")
+    if not isinstance(description, str):
+        parser.fail(value_position(body, "description", where),
+                    f"'description' must be text, found {_describe(description)}")
+    if not [key for key in body if key != "description"]:
+        parser.fail(where, f"segment '{name}' has no condition; add one such as "
+                           "'orders: {at_least: 1}'")
+        return None
+    condition = parser.condition(body, body_at, ignore=("description",))
+    if condition is None or not isinstance(description, str):
+        return None
+    return t.Segment(name, description, condition, where)
+
+
+def check_references(parser: ConditionParser, known: Collection[str]) -> None:
+    """Every `segment:` reference names a defined segment."""
+    for name, where in parser.references:
+        if name not in known:
+            parser.fail(where, f"unknown segment '{name}'{_suggest(name, known)}")
+
+
+def _check_cycles(parser: ConditionParser, segments: dict[str, t.Segment]) -> None:
+    edges = {name: _references(segment.condition) for name, segment in segments.items()}
+    reported: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            cycle = path[path.index(name):] + [name]
+            if not reported.intersection(cycle):
+                reported.update(cycle)
+                parser.fail(segments[cycle[0]].position, "segment references form a cycle: "
+                            + " -> ".join(cycle) + "; remove one of these references")
+            return
+        for target in edges.get(name, ()):
+            visit(target, [*path, name])
+
+    for name in segments:
+        visit(name, [])
+
+
+def _references(condition: t.Condition) -> list[str]:
+    if isinstance(condition, t.SegmentRef):
+        return [condition.name]
+    if isinstance(condition, t.All | t.AnyOf):
+        return [name for item in condition.items for name in _references(item)]
+    if isinstance(condition, t.Not):
+        return _references(condition.item)
+    return []
