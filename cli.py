@@ -27,7 +27,10 @@ class EngineGroup(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
-        except (ImportFileError, SegmentError) as exc:
+        except ImportFileError as exc:
+            _list_problems(exc.problems)
+            raise click.ClickException(str(exc)) from exc
+        except SegmentError as exc:
             _list_problems(exc.problems if len(exc.problems) > 1 else [])
             raise click.ClickException(str(exc)) from exc
         except EngineError as exc:
