@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import difflib
 from collections.abc import Iterator, Mapping, Sequence
@@ -12,6 +13,7 @@ from pathlib import Path
 from engine.errors import ImportFileError
 
 DELIMITERS = ",;\t"
+BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,18 @@ class Layout:
 
 def _decode_check(path: Path) -> None:
     """Fail early, with a line number, on bytes that are not UTF-8."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as handle:
+            while block := handle.read(BLOCK):
+                decoder.decode(block)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        _locate_bad_bytes(path)
+
+
+def _locate_bad_bytes(path: Path) -> None:
+    """Raise the error for the first line that is not UTF-8 (no byte sequence spans lines)."""
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
@@ -41,7 +55,7 @@ def _decode_check(path: Path) -> None:
 def count_lines(path: Path) -> int:
     """Newlines in the file, cheaply, for a progress total."""
     with path.open("rb") as handle:
-        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+        return sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(BLOCK), b""))
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -104,7 +118,7 @@ def _records(path: Path, reader) -> Iterator[tuple[int, list[str]]]:
     start = 2  # the header is line 1
     try:
         for fields in reader:
-            if any(field.strip() for field in fields):
+            if "".join(fields).strip():
                 yield start, fields
             start = reader.line_num + 2
     except csv.Error as exc:

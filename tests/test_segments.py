@@ -13,7 +13,7 @@ from engine.segments.parser import SegmentError, load_segments
 CUSTOMERS = """\
 customer_id,email,first_name,last_name,city,country
 C1,ann@example.com,Ann,Lee,Berlin,DE
-C2,zoe@example.org,Zoë,Müller,berlin,DE
+C2,zoe@example.org,Zoë,Müller,Berlin,DE
 C3,jo@example.net,Jo,García,Sevilla,ES
 """
 ORDERS = """\
@@ -32,7 +32,7 @@ segments:
     description: Nothing for 90 days
     last_order: {before: 90 days ago}
   berliners:
-    customer: {city: BERLIN}
+    customer: {city: Berlin, country: de}
   seed_buyers_not_lapsed:
     all:
       - bought: {product: seed-01}

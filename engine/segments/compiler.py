@@ -1,30 +1,24 @@
 """The segment tree compiled to ONE SQLAlchemy Core SELECT of customer ids, run in the database.
 
-Every predicate is two-valued (never SQL NULL), so `not` means exactly "not in the segment".
-Amounts are compared in whole cents and text case-insensitively (binary collation on MariaDB),
-so SQLite, PostgreSQL and MariaDB give identical results. Only orders placed before `now` count.
+Conditions on a customer's orders (counts, spend, averages, first/last order, tiers) are merged
+into a single GROUP BY over `orders` wherever they meet in `all`/`any`/`not`, so a segment reads
+the orders table once, as a hand-written query would. Every predicate is two-valued (never SQL
+NULL), so `not` means exactly "not in the segment". Amounts are compared in whole cents, so
+SQLite, PostgreSQL and MariaDB give identical results. Only orders placed before `now` count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import reduce
 
-from sqlalchemy import (
-    ColumnElement,
-    Select,
-    and_,
-    false,
-    func,
-    literal,
-    not_,
-    or_,
-    select,
-    true,
-)
+from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, not_, or_, select
+from sqlalchemy import true as sql_true
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import True_
 from sqlalchemy.sql.functions import GenericFunction
 from sqlalchemy.types import String
 
@@ -36,7 +30,14 @@ _COLUMN_OF_FIELD = {"customer_id": "external_id"}
 
 
 class folded(GenericFunction):  # noqa: N801 - reads like the SQL function it stands for
-    """lower(x) compared byte by byte (MariaDB would otherwise ignore accents)."""
+    """lower(x), compared byte by byte (MariaDB's default collation ignores accents)."""
+
+    type = String()
+    inherit_cache = True
+
+
+class exact(GenericFunction):  # noqa: N801
+    """x itself, compared byte by byte on every database."""
 
     type = String()
     inherit_cache = True
@@ -53,6 +54,17 @@ def _folded_mysql(element, compiler, **kw) -> str:
     return f"(lower({compiler.process(element.clauses, **kw)}) COLLATE utf8mb4_bin)"
 
 
+@compiles(exact)
+def _exact(element, compiler, **kw) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(exact, "mysql")
+@compiles(exact, "mariadb")
+def _exact_mysql(element, compiler, **kw) -> str:
+    return f"({compiler.process(element.clauses, **kw)} COLLATE utf8mb4_bin)"
+
+
 @dataclass(frozen=True)
 class Scope:
     """What a condition is evaluated against: the time, other segments and the tiers."""
@@ -62,41 +74,53 @@ class Scope:
     tiers: Sequence[Tier] = ()
 
 
+@dataclass(frozen=True)
+class _Group:
+    """The rows a merged group reads: orders (or order lines) in [start, now) passing `rows`."""
+
+    start: datetime | None
+    rows: ColumnElement[bool] | None
+    merged: bool
+
+
+Having = Callable[[_Group], ColumnElement[bool]]
+
+
+@dataclass(frozen=True)
+class _Grouped:
+    """Customers picked by aggregates over their rows of `source` (orders or order lines):
+    those with rows for whom `having` holds, plus, if `outside`, every customer without rows.
+    Each leaf is false for a customer without rows unless it is `outside`, which is what lets
+    `all`, `any` and `not` merge leaves of one source into a single GROUP BY."""
+
+    source: str  # "orders" or "lines"
+    start: datetime | None
+    having: Having
+    outside: bool
+    rows: ColumnElement[bool] | None = None  # rows that can matter at all
+    merged: bool = False
+
+
+@dataclass(frozen=True)
+class _Members:
+    """Customers whose id a SELECT returns."""
+
+    query: Select
+
+
 def segment_query(condition: t.Condition, scope: Scope) -> Select:
-    """SELECT customers.id for every customer the condition picks."""
-    return select(customers.c.id).where(predicate(condition, scope))
+    """SELECT the id of every customer the condition picks."""
+    node = _node(condition, scope)
+    if isinstance(node, _Grouped) and not node.outside:
+        return _grouped_query(node, scope, negate=False)
+    if isinstance(node, _Members):
+        return node.query
+    return select(customers.c.id).where(_sql(node, scope))
 
 
 def predicate(condition: t.Condition, scope: Scope) -> ColumnElement[bool]:
     """A boolean SQL expression over `customers` that is true exactly for members."""
-    match condition:
-        case t.All(items):
-            return and_(*(predicate(item, scope) for item in items))
-        case t.AnyOf(items):
-            return or_(*(predicate(item, scope) for item in items))
-        case t.Not(item):
-            return not_(predicate(item, scope))
-        case t.SegmentRef(name):
-            return predicate(scope.segments[name].condition, scope)
-        case t.OrderCount(bounds, within):
-            return _aggregate(func.count(orders.c.id), bounds, within, scope, cents=False)
-        case t.Spent(bounds, within):
-            return _aggregate(_cents(func.sum(orders.c.total)), _in_cents(bounds), within, scope,
-                              cents=True)
-        case t.AverageOrder(bounds, within):
-            return _average(bounds, within, scope)
-        case t.When(event, before, after):
-            return _when(event, before and before.resolve(scope.now),
-                         after and after.resolve(scope.now), scope)
-        case t.Bought():
-            return _bought(condition, scope)
-        case t.FieldMatch():
-            return _field(condition)
-        case t.Rfm():
-            return _rfm(condition, scope)
-        case t.TierIs(names):
-            return or_(*(predicate(tier_condition(scope.tiers, name), scope) for name in names))
-    raise TypeError(f"unknown condition {condition!r}")
+    return _sql(_node(condition, scope), scope)
 
 
 def tier_condition(tiers: Sequence[Tier], name: str) -> t.Condition:
@@ -115,81 +139,178 @@ def _qualifies(tier: Tier) -> t.Condition:
     return t.All(tuple(parts))
 
 
-def _past_orders(scope: Scope, within: t.Span | None) -> ColumnElement[bool]:
-    condition = orders.c.placed_at < scope.now
-    if within is not None:
-        condition = and_(condition, orders.c.placed_at >= within.before(scope.now))
-    return condition
+# -- the tree, with order aggregates kept mergeable -----------------------------------------
+def _node(condition: t.Condition, scope: Scope) -> _Grouped | ColumnElement[bool]:
+    match condition:
+        case t.All(items) | t.AnyOf(items):
+            return _combine(condition, [_node(item, scope) for item in items], scope)
+        case t.Not(item):
+            node = _node(item, scope)
+            if isinstance(node, _Grouped):
+                return _Grouped(node.source, node.start, lambda g, h=node.having: not_(h(g)),
+                                not node.outside, node.rows, node.merged)
+            return not_(_sql(node, scope))
+        case t.SegmentRef(name):
+            return _node(scope.segments[name].condition, scope)
+        case t.TierIs(names):
+            return _node(t.AnyOf(tuple(tier_condition(scope.tiers, n) for n in names)), scope)
+        case t.OrderCount(bounds, within):
+            return _counted(bounds, _start(within, scope))
+        case t.Spent(bounds, within):
+            return _spent(bounds, _start(within, scope))
+        case t.AverageOrder(bounds, within):
+            return _average(bounds, _start(within, scope))
+        case t.When("signed_up", before, after):
+            return _signed_up(before and before.resolve(scope.now),
+                              after and after.resolve(scope.now))
+        case t.When(event, before, after):
+            return _first_last(event, before and before.resolve(scope.now),
+                               after and after.resolve(scope.now))
+        case t.Bought():
+            return _bought(condition, scope)
+        case t.FieldMatch():
+            return _field(condition)
+        case t.Rfm():
+            return _rfm(condition, scope)
+    raise TypeError(f"unknown condition {condition!r}")
 
 
-def _cents(amount) -> ColumnElement:
-    return func.round(amount * 100)
+def _combine(condition: t.All | t.AnyOf, nodes: list, scope: Scope):
+    """Merge the aggregates of one source among `nodes` into one group; join the rest in SQL."""
+    both = isinstance(condition, t.All)
+    parts: list = []
+    for source in ("orders", "lines"):
+        grouped = [n for n in nodes if isinstance(n, _Grouped) and n.source == source]
+        if grouped:
+            parts.append(reduce(lambda a, b: _merge(a, b, both), grouped))
+    parts += [n for n in nodes if not isinstance(n, _Grouped)]
+    if len(parts) == 1:
+        return parts[0]
+    return (and_ if both else or_)(*(_sql(part, scope) for part in parts))
 
 
-def _in_cents(bounds: t.Bounds) -> t.Bounds:
-    return t.Bounds(*(None if b is None else int(b * 100) for b in (bounds.at_least,
-                                                                      bounds.at_most)))
+def _merge(a: _Grouped, b: _Grouped, both: bool) -> _Grouped:
+    start = None if a.start is None or b.start is None else min(a.start, b.start)
+    rows = None if a.rows is None or b.rows is None else or_(a.rows, b.rows)
+    joined = and_ if both else or_
+    return _Grouped(a.source, start, lambda g: joined(a.having(g), b.having(g)),
+                    (a.outside and b.outside) if both else (a.outside or b.outside), rows,
+                    merged=True)
 
 
-def _holds(value, bounds: t.Bounds) -> ColumnElement[bool]:
-    parts = []
-    if bounds.at_least is not None:
-        parts.append(value >= literal(int(bounds.at_least)))
-    if bounds.at_most is not None:
-        parts.append(value <= literal(int(bounds.at_most)))
+def _sql(node, scope: Scope) -> ColumnElement[bool]:
+    if isinstance(node, _Members):
+        return customers.c.id.in_(node.query)
+    if not isinstance(node, _Grouped):
+        return node
+    if node.outside:
+        return customers.c.id.not_in(_grouped_query(node, scope, negate=True))
+    return customers.c.id.in_(_grouped_query(node, scope, negate=False))
+
+
+def _grouped_query(node: _Grouped, scope: Scope, negate: bool) -> Select:
+    """Customer ids of the group for whom `having` holds (or, negated, fails)."""
+    group = _Group(node.start, node.rows, node.merged)
+    where = [orders.c.placed_at < scope.now]
+    if node.start is not None:
+        where.append(orders.c.placed_at >= node.start)
+    if node.rows is not None:
+        where.append(node.rows)
+    query = select(orders.c.customer_id).where(*where).group_by(orders.c.customer_id)
+    if node.source == "lines":
+        query = query.select_from(_LINES)
+    having = not_(node.having(group)) if negate else node.having(group)
+    return query if isinstance(having, True_) else query.having(having)
+
+
+def _start(within: t.Span | None, scope: Scope) -> datetime | None:
+    return None if within is None else within.before(scope.now)
+
+
+# -- order aggregates -------------------------------------------------------------------
+def _in_window(value, own: datetime | None, group: _Group, otherwise=None):
+    """`value` for orders in the leaf's own window, when the group reads a wider one."""
+    if own == group.start:
+        return value
+    return case((orders.c.placed_at >= own, value), else_=otherwise)
+
+
+def _bounded(value, low: Decimal | None, high: Decimal | None) -> ColumnElement[bool]:
+    parts = ([value >= literal(int(low))] if low is not None else []) + \
+        ([value <= literal(int(high))] if high is not None else [])
     return and_(*parts)
 
 
-def _aggregate(value, bounds: t.Bounds, within, scope: Scope, cents: bool) -> ColumnElement[bool]:
-    """Customers whose per-customer aggregate is within bounds; no orders counts as 0."""
-    grouped = select(orders.c.customer_id).where(_past_orders(scope, within)) \
-        .group_by(orders.c.customer_id)
-    if bounds.admits(Decimal(0)):
-        return customers.c.id.not_in(grouped.having(not_(_holds(value, bounds))))
-    return customers.c.id.in_(grouped.having(_holds(value, bounds)))
+def _cents(own: datetime | None, group: _Group) -> ColumnElement:
+    return func.round(func.sum(_in_window(orders.c.total, own, group, 0)) * 100)
 
 
-def _average(bounds: t.Bounds, within, scope: Scope) -> ColumnElement[bool]:
-    """Mean order total within bounds, compared exactly as cents sum vs bound x count."""
-    total, count = _cents(func.sum(orders.c.total)), func.count(orders.c.id)
-    parts = []
-    if bounds.at_least is not None:
-        parts.append(total >= literal(int(bounds.at_least * 100)) * count)
-    if bounds.at_most is not None:
-        parts.append(total <= literal(int(bounds.at_most * 100)) * count)
-    grouped = select(orders.c.customer_id).where(_past_orders(scope, within)) \
-        .group_by(orders.c.customer_id).having(and_(*parts))
-    return customers.c.id.in_(grouped)
+def _count(own: datetime | None, group: _Group) -> ColumnElement:
+    return func.count(_in_window(orders.c.id, own, group))
 
 
-def _when(event: str, before: datetime | None, after: datetime | None,
-          scope: Scope) -> ColumnElement[bool]:
-    if event == "signed_up":
-        column = customers.c.signed_up_at
-        parts = [column.is_not(None)]
-        parts += [column < before] if before else []
-        parts += [column >= after] if after else []
+def _counted(bounds: t.Bounds, own: datetime | None) -> _Grouped:
+    return _Grouped("orders", own, lambda group: _bounded(_count(own, group), bounds.at_least,
+                                                          bounds.at_most),
+                    bounds.admits(Decimal(0)))
+
+
+def _spent(bounds: t.Bounds, own: datetime | None) -> _Grouped:
+    low, high = (None if b is None else b * 100 for b in (bounds.at_least, bounds.at_most))
+    return _Grouped("orders", own, lambda group: _bounded(_cents(own, group), low, high),
+                    bounds.admits(Decimal(0)))
+
+
+def _average(bounds: t.Bounds, own: datetime | None) -> _Grouped:
+    """Mean order total within bounds, exactly: cents sum against bound x count."""
+    def having(group: _Group) -> ColumnElement[bool]:
+        total, count = _cents(own, group), _count(own, group)
+        parts = [count > 0]
+        if bounds.at_least is not None:
+            parts.append(total >= literal(int(bounds.at_least * 100)) * count)
+        if bounds.at_most is not None:
+            parts.append(total <= literal(int(bounds.at_most * 100)) * count)
         return and_(*parts)
+    return _Grouped("orders", own, having, False)
+
+
+def _first_last(event: str, before: datetime | None, after: datetime | None) -> _Grouped:
     moment = (func.min if event == "first_order" else func.max)(orders.c.placed_at)
     parts = ([moment < before] if before else []) + ([moment >= after] if after else [])
-    grouped = select(orders.c.customer_id).where(_past_orders(scope, None)) \
-        .group_by(orders.c.customer_id).having(and_(*parts))
-    return customers.c.id.in_(grouped)
+    return _Grouped("orders", None, lambda _group: and_(*parts), False)
 
 
-def _bought(condition: t.Bought, scope: Scope) -> ColumnElement[bool]:
-    filters = [_past_orders(scope, condition.within)]
+# -- other conditions -------------------------------------------------------------------
+def _signed_up(before: datetime | None, after: datetime | None) -> ColumnElement[bool]:
+    column = customers.c.signed_up_at
+    parts = [column.is_not(None)]
+    parts += [column < before] if before else []
+    parts += [column >= after] if after else []
+    return and_(*parts)
+
+
+_LINES = order_items.join(orders, orders.c.id == order_items.c.order_id) \
+    .join(products, products.c.id == order_items.c.product_id)
+
+
+def _bought(condition: t.Bought, scope: Scope) -> _Grouped:
+    """At least `at_least` items matching the filters, in orders of the window."""
+    filters = []
     if condition.products:
         filters.append(folded(products.c.sku).in_([p.lower() for p in condition.products]))
     if condition.categories:
         filters.append(folded(products.c.category).in_([c.lower() for c in condition.categories]))
-    grouped = (select(orders.c.customer_id)
-               .select_from(order_items.join(orders, orders.c.id == order_items.c.order_id)
-                            .join(products, products.c.id == order_items.c.product_id))
-               .where(*filters).group_by(orders.c.customer_id))
-    if condition.at_least > 1:
-        grouped = grouped.having(func.sum(order_items.c.quantity) >= condition.at_least)
-    return customers.c.id.in_(grouped)
+    own = _start(condition.within, scope)
+    if own is not None:
+        filters.append(orders.c.placed_at >= own)
+    matching = and_(*filters)
+
+    def having(group: _Group) -> ColumnElement[bool]:
+        if not group.merged:
+            return sql_true() if condition.at_least == 1 else \
+                func.sum(order_items.c.quantity) >= condition.at_least
+        return func.sum(case((matching, order_items.c.quantity), else_=0)) >= condition.at_least
+    return _Grouped("lines", own, having, False, rows=matching)
 
 
 def _field(condition: t.FieldMatch) -> ColumnElement[bool]:
@@ -198,20 +319,21 @@ def _field(condition: t.FieldMatch) -> ColumnElement[bool]:
     else:
         column = customers.c[_COLUMN_OF_FIELD.get(condition.field, condition.field)]
     if condition.field == "subscribed":
-        return column.is_(true()) if condition.values[0] else column.is_(false())
+        return column.is_(sql_true()) if condition.values[0] else column.is_(false())
     present = column.is_not(None)
     if condition.contains is not None:
         return and_(present, folded(column).contains(condition.contains.lower(), autoescape=True))
-    return and_(present, folded(column).in_([str(v).lower() for v in condition.values]))
+    return and_(present, exact(column).in_([str(v) for v in condition.values]))
 
 
-def _rfm(condition: t.Rfm, scope: Scope) -> ColumnElement[bool]:
+def _rfm(condition: t.Rfm, scope: Scope) -> _Members:
     """Quintile scores: score = 1 + floor(5 * (rank - 1) / customers with orders); ties share."""
     per_customer = (select(orders.c.customer_id.label("customer_id"),
                            func.max(orders.c.placed_at).label("recency"),
                            func.count(orders.c.id).label("frequency"),
-                           _cents(func.sum(orders.c.total)).label("monetary"))
-                    .where(_past_orders(scope, None)).group_by(orders.c.customer_id).subquery())
+                           func.round(func.sum(orders.c.total) * 100).label("monetary"))
+                    .where(orders.c.placed_at < scope.now)
+                    .group_by(orders.c.customer_id).subquery())
     wanted = {name: getattr(condition, name) for name in ("recency", "frequency", "monetary")
               if getattr(condition, name) is not None}
     ranked = select(per_customer.c.customer_id, func.count().over().label("customers"),
@@ -222,7 +344,7 @@ def _rfm(condition: t.Rfm, scope: Scope) -> ColumnElement[bool]:
         rank, size = ranked.c[f"{name}_rank"], ranked.c.customers
         parts.append(or_(*(and_((low - 1) * size <= 5 * (rank - 1), 5 * (rank - 1) < high * size)
                            for low, high in _runs(scores))))
-    return customers.c.id.in_(select(ranked.c.customer_id).where(and_(*parts)))
+    return _Members(select(ranked.c.customer_id).where(and_(*parts)))
 
 
 def _runs(scores: frozenset[int]) -> list[tuple[int, int]]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
+from engine import fields
 from engine.errors import EngineError
 from engine.segments import tree as t
 from engine.timespec import Moment, parse_moment, parse_span
@@ -251,9 +252,22 @@ class ConditionParser:
                 if not isinstance(text, str | int) or isinstance(text, bool) or not str(text):
                     raise self.fail(text_at, f"'contains' takes text, found {_describe(text)}")
                 return t.FieldMatch(name, attribute, contains=str(text))
-            return t.FieldMatch(name, attribute, self.names("customer", name, value, value_at))
+            values = self.names("customer", name, value, value_at)
+            return t.FieldMatch(name, attribute, self._normalized(name, values, value_at))
         except _Invalid:
             return None
+
+    def _normalized(self, name: str, values: tuple[str, ...], where: Position
+                    ) -> tuple[str, ...]:
+        """Country codes and locales as the import stores them (DE, de_DE)."""
+        normalize = {"country": fields.country, "locale": fields.locale}.get(name)
+        if normalize is None:
+            return values
+        try:
+            return tuple(normalize(value) for value in values)
+        except fields.BadValue as exc:
+            hint = f"; {exc.hint}" if exc.hint else ""
+            raise self.fail(where, f"{exc.message}{hint}") from None
 
     def _rfm(self, key: str, value: Any, where: Position) -> t.Condition:
         options = self.options(key, value, where, ("recency", "frequency", "monetary"),
