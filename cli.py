@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 from sqlalchemy import Engine
 
-from engine import bootstrap, db, sampledata
+from engine import bootstrap, db, sampledata, scaffold
 from engine.errors import EngineError, ImportFileError
 from engine.importer import KINDS, import_file
 from engine.segments.export import FORMATS, write_members
@@ -96,6 +96,20 @@ def _database(workspace: Workspace) -> Engine:
 def cli(ctx: click.Context, workspace: Path | None) -> None:
     """Personalized newsletter campaigns from your shop's purchase history."""
     ctx.obj = {"workspace": workspace}
+
+
+@cli.command()
+@click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--shop-name", default="My Shop", show_default=True, help="The shop's name.")
+def init(folder: Path, shop_name: str) -> None:
+    """Create a new workspace in FOLDER (existing files are never overwritten)."""
+    result = scaffold.create_workspace(folder, shop_name)
+    for path in result.created:
+        click.echo(f"created {path}{'/' if path.is_dir() else ''}")
+    for path in result.kept:
+        click.echo(f"kept    {path}{'/' if path.is_dir() else ''} (already there)")
+    click.echo(f"Next: cd {folder}, then import your shop's history with "
+               "'campaign import customers FILE.csv' (then products and orders).")
 
 
 @cli.group(name="db")
