@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Table,
 )
+from sqlalchemy.dialects import mysql
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -24,6 +25,8 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 Money = Numeric(12, 2)
+# MariaDB's DATETIME drops fractions of a second unless asked to keep them.
+Moment = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 metadata = MetaData(naming_convention=NAMING)
 
@@ -39,7 +42,7 @@ customers = Table(
     Column("country", String(2)),
     Column("city", String(100)),
     Column("birthday", Date),
-    Column("signed_up_at", DateTime),
+    Column("signed_up_at", Moment),
     Column("subscribed", Boolean, nullable=False, default=True),
     Column("attributes", JSON, nullable=False),
 )
@@ -60,7 +63,7 @@ orders = Table(
     Column("id", Integer, primary_key=True),
     Column("external_id", String(64), nullable=False, unique=True),
     Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
-    Column("placed_at", DateTime, nullable=False),
+    Column("placed_at", Moment, nullable=False),
     Column("total", Money, nullable=False),
     Column("currency", String(3), nullable=False),
     Index("ix_orders_customer_id_placed_at", "customer_id", "placed_at"),

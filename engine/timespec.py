@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 UNITS = ("days", "weeks", "months", "years")
+LONGEST = {"days": 36_500, "weeks": 5_200, "months": 1_200, "years": 100}
 _SPAN = re.compile(r"(\d+)\s*(day|week|month|year)s?$", re.IGNORECASE)
 
 
@@ -57,6 +58,8 @@ def parse_span(value: object) -> Span:
     amount, unit = int(found[1]), found[2].lower() + "s"
     if amount == 0:
         raise ValueError(f"{value!r} is an empty span; use at least 1 {unit[:-1]}")
+    if amount > LONGEST[unit]:
+        raise ValueError(f"{value!r} is too long; at most {LONGEST[unit]:,} {unit} (100 years)")
     return Span(amount, unit)
 
 

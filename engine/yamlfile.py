@@ -7,11 +7,20 @@ from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.constructor import RoundTripConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.reader import ReaderError
 
 from engine.errors import WorkspaceError
 
 Position = tuple[int, int]  # 1-based line and column
+
+
+class _Constructor(RoundTripConstructor):
+    """Dates and times stay text, so the engine parses them and reports mistakes in place."""
+
+
+_Constructor.add_constructor("tag:yaml.org,2002:timestamp", _Constructor.construct_yaml_str)
 
 
 def load_yaml(path: Path) -> Any:
@@ -23,14 +32,26 @@ def load_yaml(path: Path) -> Any:
                              hint="check that the file exists") from exc
     except UnicodeDecodeError as exc:
         raise WorkspaceError("not UTF-8 text", path=path, hint="save it as UTF-8") from exc
+    yaml = YAML(typ="rt")
+    yaml.Constructor = _Constructor
     try:
-        return YAML(typ="rt").load(text)
-    except MarkedYAMLError as exc:
+        return yaml.load(text)
+    except (YAMLError, RecursionError) as exc:
+        line, column, problem = _where(text, exc)
+        raise WorkspaceError(f"not valid YAML: {problem}", path=path, line=line, column=column,
+                             hint="check the indentation and quoting around this place") from None
+
+
+def _where(text: str, exc: BaseException) -> tuple[int, int, str]:
+    """Line, column and description of a YAML error (1-based)."""
+    if isinstance(exc, MarkedYAMLError) and (exc.problem_mark or exc.context_mark):
         mark = exc.problem_mark or exc.context_mark
-        raise WorkspaceError(
-            f"not valid YAML: {exc.problem or exc.context}", path=path,
-            line=mark.line + 1 if mark else None, column=mark.column + 1 if mark else None,
-            hint="check the indentation and quoting around this place") from None
+        return mark.line + 1, mark.column + 1, str(exc.problem or exc.context)
+    if isinstance(exc, ReaderError):
+        before = text[:exc.position]
+        return (before.count("\n") + 1, exc.position - before.rfind("\n"),
+                f"{exc.reason} (character {exc.character!r})")
+    return 1, 1, "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
 def key_position(mapping: CommentedMap, key: Any, fallback: Position) -> Position:

@@ -322,8 +322,15 @@ def _field(condition: t.FieldMatch) -> ColumnElement[bool]:
         return column.is_(sql_true()) if condition.values[0] else column.is_(false())
     present = column.is_not(None)
     if condition.contains is not None:
-        return and_(present, folded(column).contains(condition.contains.lower(), autoescape=True))
+        return and_(present, folded(column).like(folded(literal(_like_pattern(condition.contains))),
+                                                 escape="/"))
     return and_(present, exact(column).in_([str(v) for v in condition.values]))
+
+
+def _like_pattern(text: str) -> str:
+    """%text% with LIKE's wildcards in `text` escaped by '/'."""
+    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{escaped}%"
 
 
 def _rfm(condition: t.Rfm, scope: Scope) -> _Members:

@@ -21,6 +21,8 @@ from engine.yamlfile import Position, item_position, key_position, load_yaml, va
 CONDITIONS = ("all", "any", "not", "segment", "orders", "spent", "average_order", "first_order",
               "last_order", "signed_up", "bought", "customer", "rfm", "tier")
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*$")
+MAX_NUMBER = Decimal(10) ** 12
+MAX_DEPTH = 50
 _TEXT_COLUMNS = {"customer_id", "email", "first_name", "last_name", "locale", "timezone",
                  "country", "city"}
 
@@ -47,6 +49,7 @@ class ConditionParser:
     tiers: Collection[str] = ()
     problems: list[tuple[Position, str]] = field(default_factory=list)
     references: list[tuple[str, Position]] = field(default_factory=list)
+    depth: int = 0
 
     def fail(self, where: Position, message: str) -> _Invalid:
         self.problems.append((where, message))
@@ -60,10 +63,16 @@ class ConditionParser:
     def condition(self, node: Any, where: Position, ignore: Collection[str] = ()
                   ) -> t.Condition | None:
         """A condition node (minus `ignore` keys), or None when it was broken (recorded)."""
+        self.depth += 1
         try:
+            if self.depth > MAX_DEPTH:
+                raise self.fail(where, f"conditions are nested more than {MAX_DEPTH} deep; "
+                                       "split them into named segments")
             return self._condition(node, where, ignore)
         except _Invalid:
             return None
+        finally:
+            self.depth -= 1
 
     def _condition(self, node: Any, where: Position, ignore: Collection[str] = ()
                    ) -> t.Condition:
@@ -153,6 +162,8 @@ class ConditionParser:
         except InvalidOperation:
             raise self.fail(where, f"'{name}' of '{key}' must be {kind}, found "
                                    f"{_describe(value)}") from None
+        if number.is_finite() and number > MAX_NUMBER:
+            raise self.fail(where, f"'{name}' of '{key}' is too large (at most {MAX_NUMBER:,})")
         if not number.is_finite() or number < 0 or (whole and number != int(number)):
             raise self.fail(where, f"'{name}' of '{key}' must be {kind} of 0 or more, found "
                                    f"{value}")
@@ -325,8 +336,9 @@ def _describe(value: Any) -> str:
     return repr(value) if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
 
 
-def _suggest(word: Any, choices: Collection[str], cutoff: float = 0.6) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=cutoff)
+def _suggest(word: Any, choices: Collection[Any], cutoff: float = 0.6) -> str:
+    names = [choice for choice in choices if isinstance(choice, str)]
+    close = difflib.get_close_matches(str(word), names, n=1, cutoff=cutoff)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

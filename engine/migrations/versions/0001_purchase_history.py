@@ -6,6 +6,7 @@ Revises:
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import mysql
 
 revision = "0001"
 down_revision = None
@@ -13,6 +14,7 @@ branch_labels = None
 depends_on = None
 
 Money = sa.Numeric(12, 2)
+Moment = sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 def upgrade() -> None:
@@ -28,7 +30,7 @@ def upgrade() -> None:
         sa.Column("country", sa.String(2)),
         sa.Column("city", sa.String(100)),
         sa.Column("birthday", sa.Date),
-        sa.Column("signed_up_at", sa.DateTime),
+        sa.Column("signed_up_at", Moment),
         sa.Column("subscribed", sa.Boolean, nullable=False),
         sa.Column("attributes", sa.JSON, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_customers"),
@@ -53,7 +55,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("external_id", sa.String(64), nullable=False),
         sa.Column("customer_id", sa.Integer, nullable=False),
-        sa.Column("placed_at", sa.DateTime, nullable=False),
+        sa.Column("placed_at", Moment, nullable=False),
         sa.Column("total", Money, nullable=False),
         sa.Column("currency", sa.String(3), nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_orders"),
