@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import gc
+from collections.abc import Callable, Container, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, delete, select, update
+from sqlalchemy import Connection, Engine, Table, delete, func, select
 
 from engine import fields as parse
+from engine.bulkwrite import insert_rows, update_rows
 from engine.csvfile import Layout, count_lines, open_records, resolve_layout
 from engine.errors import ImportFileError
 from engine.schema import customers, order_items, orders, products
 
 Progress = Callable[[str, int, int], None]
 CHUNK = 5000
+CACHE = 4096  # distinct cells remembered per column, so that repeated values are parsed once
 KINDS = ("customers", "products", "orders")
+Row = tuple[Any, ...]  # a record's values, one per field of its kind in _specs order
 
 
 @dataclass(frozen=True)
@@ -73,78 +79,96 @@ class ImportReport:
     skipped: list[str] = field(default_factory=list)
 
 
-class _BadRow(Exception):
-    pass
+def _converter(spec: Spec) -> Callable[[str], Any]:
+    """A cell's value: parsed, or the default when blank; repeated cells are parsed once."""
+    parse_value, required, default = spec.parse, spec.required_value, spec.default
+
+    def convert(raw: str) -> Any:
+        if raw.strip():
+            return parse_value(raw)
+        if required:
+            raise parse.BadValue("missing value")
+        return default
+    return lru_cache(maxsize=CACHE)(convert)
 
 
-@dataclass
-class _Order:
-    line: int
-    customer_id: int
-    placed_at: Any
-    currency: str
-    items: list[dict[str, Any]] = field(default_factory=list)
+def _absent(_raw: str) -> None:
+    """The value of a field whose column the file does not have."""
+    return None
+
+
+Plan = list[tuple[int, Callable[[str], Any]]]  # per field: its column's index, its converter
 
 
 class _Importer:
+    layout: Layout  # set by rows(), once it has read the header
+
     def __init__(self, connection: Connection, kind: str, path: Path, mapping: Mapping[str, str],
                  skip_bad_rows: bool, month_first: bool, currency: str,
                  progress: Progress | None) -> None:
-        self.connection, self.kind, self.path = connection, kind, path
+        self.connection, self.path = connection, path
         self.skip_bad_rows, self.currency = skip_bad_rows, currency
         self.progress = progress or (lambda _step, _done, _total: None)
         self.specs = _specs(kind, month_first)
         self.mapping = mapping
         self.report = ImportReport(kind)
         self.problems: list[tuple[int, str]] = []
-        self.bad_lines: set[int] = set()
         self.bad_keys: list[tuple[int, str]] = []  # (line, raw key) of rows that did not parse
 
     # -- reading -------------------------------------------------------------------------
     def problem(self, line: int, message: str) -> None:
         self.problems.append((line, message))
-        self.bad_lines.add(line)
 
-    def rows(self) -> Iterator[tuple[int, dict[str, Any], dict[str, str], Layout]]:
-        """Parsed good rows with their line numbers; bad ones are noted as problems."""
+    def rows(self) -> Iterator[tuple[int, Row, list[str]]]:
+        """(line, values, cells) of good records; bad ones are noted as problems."""
         with open_records(self.path) as (header, records):
             required = [name for name, spec in self.specs.items() if spec.required_column]
-            layout = resolve_layout(self.path, header, list(self.specs), required, self.mapping)
+            self.layout = layout = resolve_layout(self.path, header, list(self.specs), required,
+                                                  self.mapping)
             total = count_lines(self.path)
+            plan: Plan = [(layout.columns[name], _converter(spec)) if name in layout.columns
+                          else (0, _absent) for name, spec in self.specs.items()]
             key_index = layout.columns[next(iter(self.specs))]
-            for count, (line, values) in enumerate(records, start=1):
+            for count, (line, cells) in enumerate(records, start=1):
                 if count % CHUNK == 0:
                     self.progress("reading", line, total)
-                try:
-                    row, extra = self.parse_record(line, values, layout)
-                except _BadRow:
-                    if key_index < len(values) and values[key_index].strip():
-                        self.bad_keys.append((line, values[key_index].strip()))
-                    continue
-                yield line, row, extra, layout
+                row = self.parse_record(line, cells, plan)
+                if row is not None:
+                    yield line, row, cells
+                elif key_index < len(cells) and cells[key_index].strip():
+                    self.bad_keys.append((line, cells[key_index].strip()))
             self.progress("reading", total, total)
 
-    def parse_record(self, line: int, values: list[str], layout: Layout):
-        if len(values) != layout.width:
-            self.problem(line, f"has {len(values)} fields, the header has {layout.width}")
-            raise _BadRow
-        row: dict[str, Any] = {}
-        for name, index in layout.columns.items():
-            spec, raw = self.specs[name], values[index]
-            if not raw.strip():
-                if spec.required_value:
-                    self.problem(line, f"missing value (column {layout.names[name]})")
-                    raise _BadRow
-                row[name] = spec.default
-                continue
+    def parse_record(self, line: int, cells: list[str], plan: Plan) -> Row | None:
+        """The record's values, or None once its problem is noted."""
+        if len(cells) != self.layout.width:
+            self.problem(line, f"has {len(cells)} fields, the header has {self.layout.width}")
+            return None
+        try:
+            return tuple([convert(cells[index]) for index, convert in plan])
+        except parse.BadValue:
+            self.explain(line, cells, plan)
+            return None
+
+    def explain(self, line: int, cells: list[str], plan: Plan) -> None:
+        """Note the problem of the first cell that does not parse."""
+        for name, (index, convert) in zip(self.specs, plan, strict=True):
             try:
-                row[name] = spec.parse(raw)
+                convert(cells[index])
             except parse.BadValue as exc:
                 hint = f"; {exc.hint}" if exc.hint else ""
-                self.problem(line, f"{exc.message} (column {layout.names[name]}){hint}")
-                raise _BadRow from None
-        extra = {name: values[i].strip() for name, i in layout.extra.items() if values[i].strip()}
-        return row, extra
+                self.problem(line, f"{exc.message} (column {self.layout.names[name]}){hint}")
+                return
+
+    def present(self, row: Row) -> dict[str, Any]:
+        """The row's values of the fields whose columns the file has."""
+        return {name: value for name, value in zip(self.specs, row, strict=True)
+                if name in self.layout.columns}
+
+    def extra(self, cells: list[str]) -> dict[str, str]:
+        """The non-blank cells of columns that are no field, by column name."""
+        return {name: cells[i].strip() for name, i in self.layout.extra.items()
+                if cells[i].strip()}
 
     def finish_reading(self) -> None:
         """Stop on bad lines (listed in line order), unless they are to be skipped."""
@@ -171,12 +195,8 @@ class _Importer:
         for start in range(0, len(inserts), CHUNK):
             self.connection.execute(table.insert(), inserts[start:start + CHUNK])
             self.progress(step, min(start + CHUNK, len(inserts)), total)
-        if updates and columns:
-            statement = update(table).where(table.c.id == bindparam("_id")).values(
-                {name: bindparam(name) for name in columns})
-            for start in range(0, len(updates), CHUNK):
-                self.connection.execute(statement, updates[start:start + CHUNK])
-                self.progress(step, len(inserts) + min(start + CHUNK, len(updates)), total)
+        update_rows(self.connection, table, columns, updates,
+                    lambda done: self.progress(step, len(inserts) + done, total))
         self.report.inserted += len(inserts)
         self.report.updated += len(updates)
 
@@ -195,7 +215,8 @@ def _import_customers(job: _Importer) -> None:
                                               customers.c.attributes))}
     seen: dict[str, int] = {}
     inserts, updates, columns = [], [], []
-    for line, row, extra, layout in job.rows():
+    for line, parsed, cells in job.rows():
+        row, layout = job.present(parsed), job.layout
         if not job.unique(seen, row["customer_id"], line, "customer", layout.names["customer_id"]):
             continue
         if not parse.looks_like_email(row["email"]):
@@ -205,11 +226,12 @@ def _import_customers(job: _Importer) -> None:
         if row["customer_id"] in existing:
             ident, attributes = existing[row["customer_id"]]
             if layout.extra:
-                values["attributes"] = {**attributes, **extra}
+                values["attributes"] = {**attributes, **job.extra(cells)}
             updates.append({"_id": ident, **values})
         else:
             values.setdefault("subscribed", True)
-            inserts.append({"external_id": row["customer_id"], "attributes": extra, **values})
+            inserts.append({"external_id": row["customer_id"], "attributes": job.extra(cells),
+                            **values})
     job.finish_reading()
     job.write(customers, "writing customers", inserts, updates, columns)
     job.report.lines = len(inserts) + len(updates)
@@ -219,8 +241,9 @@ def _import_products(job: _Importer) -> None:
     existing = job.ids(products, "sku")
     seen: dict[str, int] = {}
     inserts, updates, columns = [], [], []
-    for line, row, _extra, layout in job.rows():
-        if not job.unique(seen, row["sku"], line, "product", layout.names["sku"]):
+    for line, parsed, _cells in job.rows():
+        row = job.present(parsed)
+        if not job.unique(seen, row["sku"], line, "product", job.layout.names["sku"]):
             continue
         columns = list(row)
         if row["sku"] in existing:
@@ -232,85 +255,126 @@ def _import_products(job: _Importer) -> None:
     job.report.lines = len(inserts) + len(updates)
 
 
+# An order line: line number, sku, quantity, unit price, product name, category
+Item = tuple[int, str, int, Decimal, str | None, str | None]
+
+
+@dataclass(slots=True)
+class _Order:
+    line: int
+    customer_id: int
+    placed_at: Any
+    currency: str
+    items: list[Item] = field(default_factory=list)
+
+    def total(self) -> Decimal:
+        return sum((item[2] * item[3] for item in self.items), Decimal(0))
+
+
 def _collect_orders(job: _Importer) -> tuple[dict[str, _Order], dict[str, dict[str, Any]]]:
     """Read order lines into orders; returns them and the products the file names."""
     customer_ids = job.ids(customers, "external_id")
     collected: dict[str, _Order] = {}
-    lines_of: dict[str, list[int]] = {}
-    bad: dict[str, int] = {}
-    for line, row, _extra, layout in job.rows():
-        key = row["order_id"]
-        lines_of.setdefault(key, []).append(line)
-        customer = customer_ids.get(row["customer_id"])
-        currency = row.get("currency") or job.currency
+    bad: dict[str, int] = {}  # order -> the bad line it is skipped for
+    for line, row, _cells in job.rows():
+        key, customer_key, placed_at, sku, quantity, unit_price, name, category, currency = row
+        customer = customer_ids.get(customer_key)
+        currency = currency or job.currency
         order = collected.get(key)
         problem = None
         if customer is None:
-            problem = (f"unknown customer '{row['customer_id']}' (column "
-                       f"{layout.names['customer_id']}); import customers first")
+            problem = (f"unknown customer '{customer_key}' (column "
+                       f"{job.layout.names['customer_id']}); import customers first")
         elif order is None:
-            order = collected[key] = _Order(line, customer, row["placed_at"], currency)
+            order = collected[key] = _Order(line, customer, placed_at, currency)
         elif (order.customer_id, order.placed_at, order.currency) != \
-                (customer, row["placed_at"], currency):
+                (customer, placed_at, currency):
             problem = (f"order '{key}' differs from its line {order.line} in customer, date or "
-                       f"currency (columns {layout.names['customer_id']}, "
-                       f"{layout.names['placed_at']})")
+                       f"currency (columns {job.layout.names['customer_id']}, "
+                       f"{job.layout.names['placed_at']})")
         if problem:
             job.problem(line, problem)
             bad.setdefault(key, line)
             continue
-        order.items.append(row)
+        order.items.append((line, sku, quantity, unit_price, name, category))
     for line, key in job.bad_keys:
-        lines_of.setdefault(key, []).append(line)
         bad.setdefault(key, line)
     for key, line in bad.items():
-        collected.pop(key, None)
-        for other in lines_of[key]:
-            if other not in job.bad_lines and job.skip_bad_rows:
-                job.problem(other, f"skipped with order '{key}' (line {line} is bad)")
+        dropped = collected.pop(key, None)
+        if dropped and job.skip_bad_rows:  # its good lines; the bad ones are listed already
+            for item in dropped.items:
+                job.problem(item[0], f"skipped with order '{key}' (line {line} is bad)")
     job.finish_reading()
     named_products: dict[str, dict[str, Any]] = {}
     for order in collected.values():
-        for item in order.items:
-            named_products.setdefault(item["sku"], {
-                "sku": item["sku"], "name": item.get("product_name") or item["sku"],
-                "category": item.get("category"), "price": item["unit_price"]})
+        for _line, sku, _quantity, unit_price, name, category in order.items:
+            if sku not in named_products:
+                named_products[sku] = {"sku": sku, "name": name or sku, "category": category,
+                                       "price": unit_price}
     return collected, named_products
 
 
-def _import_orders(job: _Importer) -> None:
-    collected, named_products = _collect_orders(job)
+def _create_products(job: _Importer, named_products: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Insert the products the file names and the database lacks; returns all product ids."""
     product_ids = job.ids(products, "sku")
     new_products = [p for sku, p in named_products.items() if sku not in product_ids]
     for start in range(0, len(new_products), CHUNK):
         job.connection.execute(products.insert(), new_products[start:start + CHUNK])
     job.report.products_created = len(new_products)
-    if new_products:
-        product_ids = job.ids(products, "sku")
-    existing = job.ids(orders, "external_id")
-    inserts, updates = [], []
-    for key, order in collected.items():
-        values = {"customer_id": order.customer_id, "placed_at": order.placed_at,
-                  "currency": order.currency,
-                  "total": sum((i["quantity"] * i["unit_price"] for i in order.items), Decimal(0))}
-        if key in existing:
-            updates.append({"_id": existing[key], **values})
-        else:
-            inserts.append({"external_id": key, **values})
-    replaced = [u["_id"] for u in updates]
+    return job.ids(products, "sku") if new_products else product_ids
+
+
+def _order_ids(job: _Importer, keys: Container[str], above: int = 0) -> dict[str, int]:
+    """Ids of the orders with these keys among those whose id is above `above`."""
+    return {key: ident for key, ident in job.connection.execute(
+        select(orders.c.external_id, orders.c.id).where(orders.c.id > above)) if key in keys}
+
+
+def _import_orders(job: _Importer) -> None:
+    collected, named_products = _collect_orders(job)
+    product_ids = _create_products(job, named_products)
+    order_ids = _order_ids(job, collected)  # those already in the database
+    replaced = list(order_ids.values())
     for start in range(0, len(replaced), CHUNK):
         job.connection.execute(delete(order_items).where(
             order_items.c.order_id.in_(replaced[start:start + CHUNK])))
-    job.write(orders, "writing orders", inserts, updates,
-              ["customer_id", "placed_at", "currency", "total"])
-    order_ids = job.ids(orders, "external_id")
-    items = [{"order_id": order_ids[key], "product_id": product_ids[item["sku"]],
-              "quantity": item["quantity"], "unit_price": item["unit_price"]}
-             for key, order in collected.items() for item in order.items]
-    job.report.lines = len(items)
-    for start in range(0, len(items), CHUNK):
-        job.connection.execute(order_items.insert(), items[start:start + CHUNK])
-        job.progress("writing order lines", min(start + CHUNK, len(items)), len(items))
+
+    total, new = len(collected), len(collected) - len(order_ids)
+    before = job.connection.execute(select(func.coalesce(func.max(orders.c.id), 0))).scalar_one()
+    job.report.inserted = insert_rows(
+        job.connection, orders, ("external_id", "customer_id", "placed_at", "total", "currency"),
+        ((key, order.customer_id, order.placed_at, order.total(), order.currency)
+         for key, order in collected.items() if key not in order_ids),
+        lambda done: job.progress("writing orders", done, total))
+    job.report.updated = update_rows(
+        job.connection, orders, ["customer_id", "placed_at", "currency", "total"],
+        [{"_id": ident, "customer_id": collected[key].customer_id,
+          "placed_at": collected[key].placed_at, "currency": collected[key].currency,
+          "total": collected[key].total()} for key, ident in order_ids.items()],
+        lambda done: job.progress("writing orders", new + done, total))
+    if new:  # the new ids are above the highest before; rows of other sessions have other keys
+        found = _order_ids(job, collected, before)
+        # a key is missing only if the sequence hands out ids from a per-session cache
+        order_ids.update(found if len(found) == new else _order_ids(job, collected))
+
+    count = sum(len(order.items) for order in collected.values())
+    job.report.lines = insert_rows(
+        job.connection, order_items, ("order_id", "product_id", "quantity", "unit_price"),
+        ((order_ids[key], product_ids[item[1]], item[2], item[3])
+         for key, order in collected.items() for item in order.items),
+        lambda done: job.progress("writing order lines", done, count))
+
+
+@contextmanager
+def _paused_garbage_collector() -> Iterator[None]:
+    """Pause the cycle collector: it would rescan the millions of rows held (none cyclic) often."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 _RUNNERS = {"customers": _import_customers, "products": _import_products, "orders": _import_orders}
@@ -323,7 +387,7 @@ def import_file(engine: Engine, kind: str, path: Path, *, mapping: Mapping[str, 
     if kind not in KINDS:
         raise ImportFileError(f"unknown import kind '{kind}'",
                               hint=f"use one of {', '.join(KINDS)}")
-    with engine.begin() as connection:
+    with _paused_garbage_collector(), engine.begin() as connection:
         job = _Importer(connection, kind, path, mapping or {}, skip_bad_rows, month_first,
                         currency, progress)
         _RUNNERS[kind](job)
