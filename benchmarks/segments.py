@@ -29,7 +29,7 @@ from engine import db
 from engine.importer import KINDS, import_file
 from engine.sampledata import generate
 from engine.segments.compiler import Scope, segment_query
-from engine.segments.parser import load_segments
+from engine.segments.definitions import load_segments
 from engine.settings import Tier
 from engine.timespec import parse_now
 

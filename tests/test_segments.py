@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from engine.errors import WorkspaceError
-from engine.segments.parser import SegmentError, load_segments
+from engine.segments.definitions import load_segments
+from engine.segments.parser import SegmentError
 
 CUSTOMERS = """\
 customer_id,email,first_name,last_name,city,country

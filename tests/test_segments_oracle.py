@@ -31,7 +31,8 @@ from engine.errors import WorkspaceError
 from engine.schema import customers, order_items, orders, products
 from engine.segments import tree as t
 from engine.segments.compiler import Scope, predicate, segment_query
-from engine.segments.parser import SegmentError, load_segments
+from engine.segments.definitions import load_segments
+from engine.segments.parser import SegmentError
 from engine.settings import Tier
 from engine.timespec import Moment, Span, parse_span
 from tests.conftest import BACKENDS, SERVER_URLS, _empty_server

@@ -14,7 +14,7 @@ from engine.errors import WorkspaceError
 from engine.schema import customers, orders
 from engine.segments import tree as t
 from engine.segments.compiler import Scope, predicate, segment_query, tier_condition
-from engine.segments.parser import load_segments
+from engine.segments.definitions import load_segments
 from engine.workspace import Workspace
 
 

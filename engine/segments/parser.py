@@ -16,11 +16,11 @@ from engine import fields
 from engine.errors import EngineError
 from engine.segments import tree as t
 from engine.timespec import Moment, parse_moment, parse_span
-from engine.yamlfile import Position, item_position, key_position, load_yaml, value_position
+from engine.yamlfile import Position, item_position, key_position, value_position
 
 CONDITIONS = ("all", "any", "not", "segment", "orders", "spent", "average_order", "first_order",
               "last_order", "signed_up", "bought", "customer", "rfm", "tier")
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*$")
+NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*$")
 MAX_NUMBER = Decimal(10) ** 12
 MAX_DEPTH = 50
 _TEXT_COLUMNS = {"customer_id", "email", "first_name", "last_name", "locale", "timezone",
@@ -80,7 +80,7 @@ class ConditionParser:
             else []
         if not keys:
             raise self.fail(where, f"expected a condition such as 'orders: {{at_least: 3}}', "
-                                   f"found {_describe(node)}")
+                                   f"found {describe(node)}")
         for extra in keys[1:]:
             self.fail(key_position(node, extra, where),
                       f"'{extra}' is a second condition in one place; combine conditions with "
@@ -89,7 +89,7 @@ class ConditionParser:
         key_at, value_at = key_position(node, key, where), value_position(node, key, where)
         handler = _HANDLERS.get(key) if isinstance(key, str) else None
         if handler is None:
-            raise self.fail(key_at, f"unknown condition '{key}'{_suggest(key, CONDITIONS)}")
+            raise self.fail(key_at, f"unknown condition '{key}'{suggest(key, CONDITIONS)}")
         if len(keys) > 1:
             raise _Invalid()
         return handler(self, key, node[key], value_at)
@@ -97,7 +97,7 @@ class ConditionParser:
     def _combination(self, key: str, value: Any, where: Position) -> t.Condition:
         if not isinstance(value, CommentedSeq):
             raise self.fail(where, f"'{key}' takes a list of conditions (lines starting with "
-                                   f"'- '), found {_describe(value)}")
+                                   f"'- '), found {describe(value)}")
         if not value:
             raise self.fail(where, f"'{key}' needs at least one condition")
         items = [self.condition(item, item_position(value, i, where))
@@ -114,7 +114,7 @@ class ConditionParser:
 
     def _segment(self, _key: str, value: Any, where: Position) -> t.Condition:
         if not isinstance(value, str) or not value.strip():
-            raise self.fail(where, f"'segment' takes a segment name, found {_describe(value)}")
+            raise self.fail(where, f"'segment' takes a segment name, found {describe(value)}")
         self.references.append((value.strip(), where))
         return t.SegmentRef(value.strip())
 
@@ -124,14 +124,14 @@ class ConditionParser:
         """The `{option: value}` mapping of a condition, each value with its position."""
         if not isinstance(value, CommentedMap) or not value:
             raise self.fail(where, f"'{key}' takes options like {example}, found "
-                                   f"{_describe(value)}")
+                                   f"{describe(value)}")
         found: dict[str, tuple[Any, Position]] = {}
         broken = False
         for name in value:
             if name not in allowed:
                 broken = True
                 self.fail(key_position(value, name, where),
-                          f"unknown option '{name}' for '{key}'{_suggest(name, allowed)}")
+                          f"unknown option '{name}' for '{key}'{suggest(name, allowed)}")
             else:
                 found[name] = (value[name], value_position(value, name, where))
         if broken:
@@ -156,12 +156,12 @@ class ConditionParser:
     def number(self, key: str, name: str, value: Any, where: Position, whole: bool) -> Decimal:
         kind = "a whole number" if whole else "a number"
         if isinstance(value, bool) or not isinstance(value, int | float | str):
-            raise self.fail(where, f"'{name}' of '{key}' must be {kind}, found {_describe(value)}")
+            raise self.fail(where, f"'{name}' of '{key}' must be {kind}, found {describe(value)}")
         try:
             number = Decimal(str(value).strip())
         except InvalidOperation:
             raise self.fail(where, f"'{name}' of '{key}' must be {kind}, found "
-                                   f"{_describe(value)}") from None
+                                   f"{describe(value)}") from None
         if number.is_finite() and number > MAX_NUMBER:
             raise self.fail(where, f"'{name}' of '{key}' is too large (at most {MAX_NUMBER:,})")
         if not number.is_finite() or number < 0 or (whole and number != int(number)):
@@ -195,7 +195,7 @@ class ConditionParser:
         if not values or not all(isinstance(v, str | int) and not isinstance(v, bool)
                                  and str(v).strip() for v in values):
             raise self.fail(where, f"'{name}' of '{key}' takes a name or a list of names, "
-                                   f"found {_describe(value)}")
+                                   f"found {describe(value)}")
         return tuple(str(v).strip() for v in values)
 
     # -- conditions -------------------------------------------------------------------
@@ -233,7 +233,7 @@ class ConditionParser:
     def _customer(self, key: str, value: Any, where: Position) -> t.Condition:
         if not isinstance(value, CommentedMap) or not value:
             raise self.fail(where, "'customer' takes fields like {city: Berlin, country: DE}, "
-                                   f"found {_describe(value)}")
+                                   f"found {describe(value)}")
         matches = [self._field(value, name, where) for name in value]
         if any(match is None for match in matches):
             raise _Invalid()
@@ -243,25 +243,25 @@ class ConditionParser:
         name_at = key_position(mapping, name, where)
         value, value_at = mapping[name], value_position(mapping, name, where)
         try:
-            if not isinstance(name, str) or not _NAME.match(name):
-                raise self.fail(name_at, f"{_describe(name)} is not a field name")
+            if not isinstance(name, str) or not NAME.match(name):
+                raise self.fail(name_at, f"{describe(name)} is not a field name")
             if name in ("birthday", "signed_up_at"):
                 raise self.fail(name_at, f"'{name}' cannot be matched here; use the "
                                          "'signed_up' condition for sign-up dates")
             attribute = name not in t.CUSTOMER_COLUMNS
-            close = _suggest(name, t.CUSTOMER_COLUMNS, cutoff=0.8)
+            close = suggest(name, t.CUSTOMER_COLUMNS, cutoff=0.8)
             if attribute and close:
                 raise self.fail(name_at, f"unknown customer field '{name}'{close}")
             if name == "subscribed":
                 if not isinstance(value, bool):
                     raise self.fail(value_at, "'subscribed' is true or false, found "
-                                              f"{_describe(value)}")
+                                              f"{describe(value)}")
                 return t.FieldMatch(name, False, (value,))
             if isinstance(value, CommentedMap):
                 options = self.options(name, value, value_at, ("contains",), "{contains: text}")
                 text, text_at = options["contains"]
                 if not isinstance(text, str | int) or isinstance(text, bool) or not str(text):
-                    raise self.fail(text_at, f"'contains' takes text, found {_describe(text)}")
+                    raise self.fail(text_at, f"'contains' takes text, found {describe(text)}")
                 return t.FieldMatch(name, attribute, contains=str(text))
             values = self.names("customer", name, value, value_at)
             return t.FieldMatch(name, attribute, self._normalized(name, values, value_at))
@@ -291,7 +291,7 @@ class ConditionParser:
         if not values or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 5
                                  for v in values):
             raise self.fail(where, f"'{name}' of 'rfm' takes scores from 1 to 5 (one or a list), "
-                                   f"found {_describe(value)}")
+                                   f"found {describe(value)}")
         return frozenset(values)
 
     def _tier(self, key: str, value: Any, where: Position) -> t.Condition:
@@ -301,7 +301,7 @@ class ConditionParser:
                                    "campaign.toml")
         unknown = [name for name in names if name not in self.tiers]
         if unknown:
-            hint = _suggest(unknown[0], self.tiers) or f"; tiers are: {', '.join(self.tiers)}"
+            hint = suggest(unknown[0], self.tiers) or f"; tiers are: {', '.join(self.tiers)}"
             raise self.fail(where, f"unknown tier '{unknown[0]}'{hint}")
         return t.TierIs(names)
 
@@ -326,7 +326,7 @@ def _never_both(before: Moment, after: Moment) -> bool:
     return False
 
 
-def _describe(value: Any) -> str:
+def describe(value: Any) -> str:
     if value is None:
         return "nothing"
     if isinstance(value, CommentedMap | dict):
@@ -336,94 +336,7 @@ def _describe(value: Any) -> str:
     return repr(value) if isinstance(value, str) else f"{value!r} ({type(value).__name__})"
 
 
-def _suggest(word: Any, choices: Collection[Any], cutoff: float = 0.6) -> str:
+def suggest(word: Any, choices: Collection[Any], cutoff: float = 0.6) -> str:
     names = [choice for choice in choices if isinstance(choice, str)]
     close = difflib.get_close_matches(str(word), names, n=1, cutoff=cutoff)
     return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def load_segments(path: Path, tiers: Collection[str] = ()) -> dict[str, t.Segment]:
-    """Every segment of a segments.yaml file, validated together; raises SegmentError."""
-    document = load_yaml(path)
-    parser = ConditionParser(path, tiers)
-    segments: dict[str, t.Segment] = {}
-    top = (1, 1)
-    if not isinstance(document, CommentedMap) or not isinstance(document.get("segments"),
-                                                                  CommentedMap):
-        parser.fail(top, "expected a 'segments:' mapping of segment names to conditions")
-        raise SegmentError(parser.formatted())
-    for key in document:
-        if key != "segments":
-            parser.fail(key_position(document, key, top),
-                        f"unknown top-level key '{key}'; only 'segments:' belongs here")
-    definitions = document["segments"]
-    for name in definitions:
-        where = key_position(definitions, name, top)
-        segment = _segment(parser, name, definitions[name], where,
-                           value_position(definitions, name, where))
-        if segment is not None:
-            segments[name] = segment
-    check_references(parser, set(definitions))
-    _check_cycles(parser, segments)
-    if parser.problems:
-        raise SegmentError(parser.formatted())
-    return segments
-
-
-def _segment(parser: ConditionParser, name: Any, body: Any, where: Position,
-             body_at: Position) -> t.Segment | None:
-    if not isinstance(name, str) or not _NAME.match(name):
-        parser.fail(where, f"segment name {_describe(name)} must start with a letter and use only "
-                           "letters, digits, '_' and '-'")
-        return None
-    if not isinstance(body, CommentedMap):
-        parser.fail(body_at, f"segment '{name}' needs a condition, found {_describe(body)}")
-        return None
-    description = body.get("description", "")
-    if not isinstance(description, str):
-        parser.fail(value_position(body, "description", where),
-                    f"'description' must be text, found {_describe(description)}")
-    if not [key for key in body if key != "description"]:
-        parser.fail(where, f"segment '{name}' has no condition; add one such as "
-                           "'orders: {at_least: 1}'")
-        return None
-    condition = parser.condition(body, body_at, ignore=("description",))
-    if condition is None or not isinstance(description, str):
-        return None
-    return t.Segment(name, description, condition, where)
-
-
-def check_references(parser: ConditionParser, known: Collection[str]) -> None:
-    """Every `segment:` reference names a defined segment."""
-    for name, where in parser.references:
-        if name not in known:
-            parser.fail(where, f"unknown segment '{name}'{_suggest(name, known)}")
-
-
-def _check_cycles(parser: ConditionParser, segments: dict[str, t.Segment]) -> None:
-    edges = {name: _references(segment.condition) for name, segment in segments.items()}
-    reported: set[str] = set()
-
-    def visit(name: str, path: list[str]) -> None:
-        if name in path:
-            cycle = path[path.index(name):] + [name]
-            if not reported.intersection(cycle):
-                reported.update(cycle)
-                parser.fail(segments[cycle[0]].position, "segment references form a cycle: "
-                            + " -> ".join(cycle) + "; remove one of these references")
-            return
-        for target in edges.get(name, ()):
-            visit(target, [*path, name])
-
-    for name in segments:
-        visit(name, [])
-
-
-def _references(condition: t.Condition) -> list[str]:
-    if isinstance(condition, t.SegmentRef):
-        return [condition.name]
-    if isinstance(condition, t.All | t.AnyOf):
-        return [name for item in condition.items for name in _references(item)]
-    if isinstance(condition, t.Not):
-        return _references(condition.item)
-    return []
