@@ -54,25 +54,22 @@ def _where(text: str, exc: BaseException) -> tuple[int, int, str]:
     return 1, 1, "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
 
 
-def key_position(mapping: CommentedMap, key: Any, fallback: Position) -> Position:
+def _position(lookup, where: Any, fallback: Position) -> Position:
+    """1-based (line, column) from a ruamel `lc` lookup, or `fallback` when there is none."""
     try:
-        line, column = mapping.lc.key(key)
-    except (AttributeError, KeyError, TypeError):
-        return fallback
-    return line + 1, column + 1
-
-
-def value_position(mapping: CommentedMap, key: Any, fallback: Position) -> Position:
-    try:
-        line, column = mapping.lc.value(key)
-    except (AttributeError, KeyError, TypeError):
-        return fallback
-    return line + 1, column + 1
-
-
-def item_position(sequence: CommentedSeq, index: int, fallback: Position) -> Position:
-    try:
-        line, column = sequence.lc.item(index)
+        line, column = lookup(where)
     except (AttributeError, KeyError, IndexError, TypeError):
         return fallback
     return line + 1, column + 1
+
+
+def key_position(mapping: CommentedMap, key: Any, fallback: Position) -> Position:
+    return _position(getattr(getattr(mapping, "lc", None), "key", None), key, fallback)
+
+
+def value_position(mapping: CommentedMap, key: Any, fallback: Position) -> Position:
+    return _position(getattr(getattr(mapping, "lc", None), "value", None), key, fallback)
+
+
+def item_position(sequence: CommentedSeq, index: int, fallback: Position) -> Position:
+    return _position(getattr(getattr(sequence, "lc", None), "item", None), index, fallback)

@@ -23,15 +23,20 @@ def test_new_sqlite_database_is_created_on_first_use_and_says_so(sqlite_workspac
     assert sqlite_workspace.run("db", "status").stderr == ""
 
 
-def test_new_sqlite_database_is_seeded_from_sample_data(sqlite_workspace):
-    root = sqlite_workspace.root
+def with_sample_data(workspace, order_customer: str):
+    """Point the workspace at a data/ folder whose one order belongs to `order_customer`."""
+    root = workspace.root
     (root / "campaign.toml").write_text('sample_data = "data"\n' +
                                         (root / "campaign.toml").read_text())
-    sqlite_workspace.write("data/customers.csv", "customer_id,email,first_name,last_name\n"
-                                                 "C1,a@example.com,Ann,Lee\n")
-    sqlite_workspace.write("data/products.csv", "sku,name,category,price\nP1,Pot,Garden,2.00\n")
-    sqlite_workspace.write("data/orders.csv", "order_id,customer_id,placed_at,sku,quantity,"
-                                              "unit_price\nO1,C1,2026-01-01,P1,2,2.00\n")
+    workspace.write("data/customers.csv", "customer_id,email,first_name,last_name\n"
+                                          "C1,a@example.com,Ann,Lee\n")
+    workspace.write("data/products.csv", "sku,name,category,price\nP1,Pot,Garden,2.00\n")
+    workspace.write("data/orders.csv", "order_id,customer_id,placed_at,sku,quantity,unit_price\n"
+                                       f"O1,{order_customer},2026-01-01,P1,2,2.00\n")
+
+
+def test_new_sqlite_database_is_seeded_from_sample_data(sqlite_workspace):
+    with_sample_data(sqlite_workspace, "C1")
     result = sqlite_workspace.run("db", "status")
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines()[1] == ("Imported the sample purchase history from data/: "
@@ -40,18 +45,11 @@ def test_new_sqlite_database_is_seeded_from_sample_data(sqlite_workspace):
 
 
 def test_failed_seeding_leaves_no_half_built_database(sqlite_workspace):
-    root = sqlite_workspace.root
-    (root / "campaign.toml").write_text('sample_data = "data"\n' +
-                                        (root / "campaign.toml").read_text())
-    sqlite_workspace.write("data/customers.csv", "customer_id,email,first_name,last_name\n"
-                                                 "C1,a@example.com,Ann,Lee\n")
-    sqlite_workspace.write("data/products.csv", "sku,name,category,price\nP1,Pot,Garden,2.00\n")
-    sqlite_workspace.write("data/orders.csv", "order_id,customer_id,placed_at,sku,quantity,"
-                                              "unit_price\nO1,C9,2026-01-01,P1,2,2.00\n")
+    with_sample_data(sqlite_workspace, "C9")
     result = sqlite_workspace.run("db", "status")
     assert result.exit_code == 1
     assert "data/orders.csv:2: unknown customer 'C9'" in result.stderr
-    assert not (root / "campaign.db").exists()
+    assert not (sqlite_workspace.root / "campaign.db").exists()
 
 
 @pytest.mark.parametrize("database_url", SERVERS, indirect=True)
