@@ -76,11 +76,10 @@ class Scope:
 
 @dataclass(frozen=True)
 class _Group:
-    """The rows a merged group reads: orders (or order lines) in [start, now) passing `rows`."""
+    """The rows a group reads: orders (or order lines) in [start, now) passing `rows`."""
 
     start: datetime | None
     rows: ColumnElement[bool] | None
-    merged: bool
 
 
 Having = Callable[[_Group], ColumnElement[bool]]
@@ -98,7 +97,7 @@ class _Grouped:
     having: Having
     outside: bool
     rows: ColumnElement[bool] | None = None  # rows that can matter at all
-    merged: bool = False
+    exists: bool = False  # `having` is true for everyone with `rows` (when the group is ours)
 
 
 @dataclass(frozen=True)
@@ -148,7 +147,7 @@ def _node(condition: t.Condition, scope: Scope) -> _Grouped | ColumnElement[bool
             node = _node(item, scope)
             if isinstance(node, _Grouped):
                 return _Grouped(node.source, node.start, lambda g, h=node.having: not_(h(g)),
-                                not node.outside, node.rows, node.merged)
+                                not node.outside, node.rows)
             return not_(_sql(node, scope))
         case t.SegmentRef(name):
             return _node(scope.segments[name].condition, scope)
@@ -193,9 +192,14 @@ def _merge(a: _Grouped, b: _Grouped, both: bool) -> _Grouped:
     start = None if a.start is None or b.start is None else min(a.start, b.start)
     rows = None if a.rows is None or b.rows is None else or_(a.rows, b.rows)
     joined = and_ if both else or_
-    return _Grouped(a.source, start, lambda g: joined(a.having(g), b.having(g)),
-                    (a.outside and b.outside) if both else (a.outside or b.outside), rows,
-                    merged=True)
+    exists = not both and a.exists and b.exists  # "has a row of a or of b": any row will do
+
+    def having(group: _Group) -> ColumnElement[bool]:
+        if exists and group.rows is rows:
+            return sql_true()
+        return joined(a.having(group), b.having(group))
+    return _Grouped(a.source, start, having,
+                    (a.outside and b.outside) if both else (a.outside or b.outside), rows, exists)
 
 
 def _sql(node, scope: Scope) -> ColumnElement[bool]:
@@ -210,7 +214,7 @@ def _sql(node, scope: Scope) -> ColumnElement[bool]:
 
 def _grouped_query(node: _Grouped, scope: Scope, negate: bool) -> Select:
     """Customer ids of the group for whom `having` holds (or, negated, fails)."""
-    group = _Group(node.start, node.rows, node.merged)
+    group = _Group(node.start, node.rows)
     where = [orders.c.placed_at < scope.now]
     if node.start is not None:
         where.append(orders.c.placed_at >= node.start)
@@ -246,7 +250,8 @@ def _cents(own: datetime | None, group: _Group) -> ColumnElement:
 
 
 def _count(own: datetime | None, group: _Group) -> ColumnElement:
-    return func.count(_in_window(orders.c.id, own, group))
+    """Orders in the window; count(*) where possible, so an index alone can answer."""
+    return func.count() if own == group.start else func.count(_in_window(literal(1), own, group))
 
 
 def _counted(bounds: t.Bounds, own: datetime | None) -> _Grouped:
@@ -306,11 +311,11 @@ def _bought(condition: t.Bought, scope: Scope) -> _Grouped:
     matching = and_(*filters)
 
     def having(group: _Group) -> ColumnElement[bool]:
-        if not group.merged:
+        if group.rows is matching:  # the group reads only this condition's lines
             return sql_true() if condition.at_least == 1 else \
                 func.sum(order_items.c.quantity) >= condition.at_least
         return func.sum(case((matching, order_items.c.quantity), else_=0)) >= condition.at_least
-    return _Grouped("lines", own, having, False, rows=matching)
+    return _Grouped("lines", own, having, False, rows=matching, exists=condition.at_least == 1)
 
 
 def _field(condition: t.FieldMatch) -> ColumnElement[bool]:
@@ -337,7 +342,7 @@ def _rfm(condition: t.Rfm, scope: Scope) -> _Members:
     """Quintile scores: score = 1 + floor(5 * (rank - 1) / customers with orders); ties share."""
     per_customer = (select(orders.c.customer_id.label("customer_id"),
                            func.max(orders.c.placed_at).label("recency"),
-                           func.count(orders.c.id).label("frequency"),
+                           func.count().label("frequency"),
                            func.round(func.sum(orders.c.total) * 100).label("monetary"))
                     .where(orders.c.placed_at < scope.now)
                     .group_by(orders.c.customer_id).subquery())
