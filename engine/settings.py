@@ -106,6 +106,12 @@ class _TomlReader:
     def error(self, section: str | None, key: str | None, message: str, hint: str) -> SettingsError:
         return SettingsError(message, path=self.path, line=self.line_of(section, key), hint=hint)
 
+    def array_table_line(self, section: str, index: int) -> int | None:
+        """The line of the `index`-th `[[section]]` header."""
+        headers = [number for number, raw in enumerate(self.lines, start=1)
+                   if raw.strip().replace(" ", "") == f"[[{section}]]"]
+        return headers[index] if index < len(headers) else None
+
     def table(self, section: str, allowed: set[str]) -> Mapping[str, Any]:
         table = self.data.get(section, {})
         if not isinstance(table, Mapping):
@@ -251,25 +257,32 @@ def _tiers(reader: _TomlReader) -> tuple[Tier, ...]:
         raise reader.error(None, "tiers", "'tiers' must be a list of [[tiers]] tables",
                            f"write each tier as {example}")
     tiers: list[Tier] = []
-    for table in tables:
-        reader.reject_unknown("tiers", table, {"name", "spent", "orders", "within"})
-        name = reader.text("tiers", table, "name", "")
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name) or name in {t.name for t in tiers}:
-            raise reader.error("tiers", "name", f"tier name {name!r} is missing, malformed or "
-                               "used twice", "give each [[tiers]] a unique name like \"gold\"")
-        if "spent" not in table and "orders" not in table:
-            raise reader.error("tiers", "name", f"tier '{name}' needs 'spent' or 'orders'",
-                               f"for example {example}")
+    for index, table in enumerate(tables):
         try:
-            tiers.append(Tier(
-                name=name,
-                spent=_tier_spent(table["spent"]) if "spent" in table else None,
-                orders=_tier_orders(table["orders"]) if "orders" in table else None,
-                within=parse_span(table["within"]) if "within" in table else None))
-        except ValueError as exc:
-            raise reader.error("tiers", "name", f"tier '{name}': {exc}",
-                               f"for example {example}") from None
+            tiers.append(_tier(reader, table, {tier.name for tier in tiers}, example))
+        except SettingsError as exc:  # point at this [[tiers]] table, not the first one
+            line = reader.array_table_line("tiers", index) or exc.line
+            raise SettingsError(exc.message, path=exc.path, line=line, hint=exc.hint) from None
     return tuple(tiers)
+
+
+def _tier(reader: _TomlReader, table: Mapping[str, Any], taken: set[str], example: str) -> Tier:
+    reader.reject_unknown("tiers", table, {"name", "spent", "orders", "within"})
+    name = reader.text("tiers", table, "name", "")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name) or name in taken:
+        raise reader.error("tiers", "name", f"tier name {name!r} is missing, malformed or "
+                           "used twice", "give each [[tiers]] a unique name like \"gold\"")
+    if "spent" not in table and "orders" not in table:
+        raise reader.error("tiers", "name", f"tier '{name}' needs 'spent' or 'orders'",
+                           f"for example {example}")
+    try:
+        return Tier(name=name,
+                    spent=_tier_spent(table["spent"]) if "spent" in table else None,
+                    orders=_tier_orders(table["orders"]) if "orders" in table else None,
+                    within=parse_span(table["within"]) if "within" in table else None)
+    except ValueError as exc:
+        raise reader.error("tiers", "name", f"tier '{name}': {exc}",
+                           f"for example {example}") from None
 
 
 def _tier_spent(value: object) -> Decimal:

@@ -105,3 +105,18 @@ def test_bad_settings_reach_the_user_without_traceback(sqlite_workspace):
     assert result.exit_code == 1
     assert result.stderr == (f"Error: {sqlite_workspace.root}/campaign.toml:2: 'rate' must be a "
                              "number above 0, not -1; for example rate = 50.0\n")
+
+
+def test_tiers_are_read_in_order_and_a_bad_one_is_located(tmp_path):
+    good = ('[[tiers]]\nname = "gold"\nspent = 1000\nwithin = "365 days"\n\n'
+            '[[tiers]]\nname = "silver"\norders = 3\n')
+    settings = load_settings(write_settings(tmp_path / "good", good), environ={})
+    assert [(t.name, t.spent, t.orders, str(t.within) if t.within else None)
+            for t in settings.tiers] == [("gold", 1000, None, "365 days"),
+                                        ("silver", None, 3, None)]
+    root = write_settings(tmp_path / "bad", good + '\n[[tiers]]\nname = "bronze"\n')
+    with pytest.raises(SettingsError) as error:
+        load_settings(root, environ={})
+    assert str(error.value) == (f"{root}/campaign.toml:10: tier 'bronze' needs 'spent' or "
+                                "'orders'; for example [[tiers]] name = \"gold\" spent = 1000 "
+                                "within = \"365 days\"")
