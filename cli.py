@@ -67,6 +67,12 @@ class ProgressBars:
             self.bar.__exit__(None, None, None)
             self.bar = None
 
+    def __enter__(self) -> ProgressBars:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
 
 def _notify(message: str) -> None:
     click.echo(message, err=True)
@@ -78,11 +84,8 @@ def _workspace(ctx: click.Context) -> Workspace:
 
 def _database(workspace: Workspace) -> Engine:
     """The workspace database, closed when the command ends."""
-    bars = ProgressBars()
-    try:
+    with ProgressBars() as bars:
         engine = bootstrap.open_database(workspace.settings, _notify, bars)
-    finally:
-        bars.close()
     click.get_current_context().call_on_close(engine.dispose)
     return engine
 
@@ -168,13 +171,10 @@ def import_command(ctx: click.Context, kind: str, file: Path, mapping: dict[str,
     """Import customers, products or order lines from a CSV file (upsert by id)."""
     workspace = _workspace(ctx)
     engine = _database(workspace)
-    bars = ProgressBars()
-    try:
+    with ProgressBars() as bars:
         report = import_file(engine, kind, file, mapping=mapping, skip_bad_rows=skip_bad_rows,
                              month_first=month_first, currency=workspace.settings.shop.currency,
                              progress=bars)
-    finally:
-        bars.close()
     _list_problems(report.skipped)
     counts = f"{report.inserted:,} new, {report.updated:,} updated"
     if kind == "orders":
@@ -227,6 +227,15 @@ def _segments(ctx: click.Context, now: datetime) -> tuple[Segments, Engine]:
     return segments, _database(workspace)
 
 
+def _echo_table(header: tuple[str, ...], rows: list[tuple[str, ...]], right: set[int]) -> None:
+    """Columns separated by two spaces; the `right` ones aligned right."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        click.echo("  ".join(f"{value:>{width}}" if i in right else f"{value:<{width}}"
+                             for i, (value, width) in enumerate(zip(row, widths, strict=True)))
+                   .rstrip())
+
+
 @cli.group()
 def segment() -> None:
     """Segments of customers defined in segments.yaml."""
@@ -241,11 +250,7 @@ def segment_list(ctx: click.Context, now: datetime) -> None:
     with engine.connect() as connection:
         rows = [(name, f"{segments.count(connection, name):,}", item.description)
                 for name, item in segments.definitions.items()]
-    width = max([len("SEGMENT"), *(len(r[0]) for r in rows)])
-    count_width = max([len("CUSTOMERS"), *(len(r[1]) for r in rows)])
-    click.echo(f"{'SEGMENT':<{width}}  {'CUSTOMERS':>{count_width}}  DESCRIPTION")
-    for name, count, description in rows:
-        click.echo(f"{name:<{width}}  {count:>{count_width}}  {description}".rstrip())
+    _echo_table(("SEGMENT", "CUSTOMERS", "DESCRIPTION"), rows, right={1})
 
 
 @segment.command(name="count")
@@ -279,10 +284,7 @@ def segment_show(ctx: click.Context, name: str, sql: bool, limit: int, now: date
     rows = [(m.customer_id, m.email, f"{m.first_name} {m.last_name}".strip(), str(m.orders),
              f"{m.spent:,.2f}", m.last_order_at.date().isoformat() if m.last_order_at else "-",
              m.tier or "-") for m in members]
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    for row in [header, *rows]:
-        click.echo("  ".join(f"{v:>{w}}" if i in (3, 4) else f"{v:<{w}}"
-                             for i, (v, w) in enumerate(zip(row, widths, strict=True))).rstrip())
+    _echo_table(header, rows, right={3, 4})
     shown = f"{len(rows):,} of {total:,}" if len(rows) < total else f"all {total:,}"
     click.echo(f"({shown} customers in {name} as of {now.isoformat(sep=' ')} UTC)")
 

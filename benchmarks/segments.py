@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, func, select, text
@@ -179,7 +179,6 @@ def run_backend(engine: Engine, backend: str, repeat: int, workspace: Path) -> l
 
 
 def _days_before(now: datetime, days: int) -> datetime:
-    from datetime import timedelta
     return now - timedelta(days=days)
 
 
