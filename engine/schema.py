@@ -15,6 +15,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects import mysql
 
@@ -77,4 +78,16 @@ order_items = Table(
     Column("product_id", Integer, ForeignKey("products.id"), nullable=False, index=True),
     Column("quantity", Integer, nullable=False),
     Column("unit_price", Money, nullable=False),
+)
+
+coupons = Table(
+    "coupons", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign", String(100), nullable=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("code", String(40), nullable=False, unique=True),
+    Column("percent", Numeric(5, 2), nullable=False),
+    Column("issued_at", Moment, nullable=False),
+    Column("expires_at", Moment, nullable=False),
+    UniqueConstraint("campaign", "customer_id"),
 )

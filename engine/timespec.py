@@ -30,6 +30,15 @@ class Span:
         day = min(moment.day, calendar.monthrange(year, month + 1)[1])
         return moment.replace(year=year, month=month + 1, day=day)
 
+    def after(self, moment: datetime) -> datetime:
+        """The moment this span after `moment` (calendar months and years)."""
+        if self.unit in ("days", "weeks"):
+            return moment + (moment - self.before(moment))
+        months = self.amount * (12 if self.unit == "years" else 1)
+        year, month = divmod(moment.year * 12 + moment.month - 1 + months, 12)
+        day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+        return moment.replace(year=year, month=month + 1, day=day)
+
     def __str__(self) -> str:
         unit = self.unit if self.amount != 1 else self.unit[:-1]
         return f"{self.amount} {unit}"

@@ -1,0 +1,254 @@
+"""Compile each distinct email structure once; fill in every recipient's values afterwards.
+
+Rendering the Jinja template with `collecting_slots()` active turns each printed value into a
+marker (the value goes into a slot list), so recipients whose emails differ only in their
+values share one rendered MJML text, the *skeleton*. A skeleton is compiled (MJML, then CSS
+inlining) once, and a recipient's HTML is the compiled skeleton with the values put back.
+
+That is only valid where MJML and premailer copy a value through unchanged apart from HTML
+escaping. So a skeleton's markers are checked before they are trusted:
+- markers in attributes other than href/src/alt/title, in style sheets, in `<mj-head>`
+  (except title and preview) are *pinned*: their values are written into the MJML and take
+  part in the cache key, since MJML or the CSS inliner may read them;
+- the remaining ones are compiled a second time as a probe text holding every character
+  HTML escaping touches; how the probe comes out says how each value is escaped there
+  (text, attribute or untouched), and any other change pins the marker as well.
+Values that are not plain escaped text (markup from `|safe`, control characters) or that
+are blank never become slots: `slot_value` leaves them in the skeleton.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from html import unescape
+from urllib.parse import quote
+
+import mjml
+from markupsafe import Markup, escape
+from premailer import Premailer
+
+from engine.htmltext import as_plain_value, html_to_text
+
+MARKER = "zqj{}jqz"
+_MARKER_RE = re.compile(r"zqj(\d+)jqz")
+_TAGGED_RE = re.compile(r"zqj(\d+)k(\w+?)jqz")
+_URL_ENCODED = re.compile(r"[\t\n \x80-\U0010ffff]+")
+_ANY_CASE_MARKER = re.compile(r"zqj\d+jqz", re.IGNORECASE)
+_PROBE = " &amp;&lt;&gt;&#34;&#39;\u00e9 "
+_PROBE_KINDS = {
+    " &amp;&lt;&gt;\"'\u00e9 ": "text",
+    " &amp;&lt;&gt;&quot;'\u00e9 ": "attribute",
+    "%20&amp;&lt;&gt;&quot;'%C3%A9%20": "url",
+    "&amp;&lt;&gt;&quot;'%C3%A9%20": "url_start",
+    _PROBE: "verbatim",
+}
+_PROBED = re.compile(r"zqj(\d+)jqz(.*?)zqe\1eqz", re.DOTALL)
+# Escaped text only: no markup, no control characters, only the entities Jinja writes.
+_PLAIN = re.compile(r"(?:[^&<\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt|#34|#39);)*")
+_PASSED_ATTRIBUTES = {"href", "src", "alt", "title"}
+_TAG = re.compile(r"<[a-zA-Z][^<>]*>")
+_ATTRIBUTE = re.compile(r"""([^\s"'=<>/]+)\s*=\s*("[^"]*"|'[^']*')""")
+_STYLE_BLOCK = re.compile(r"<(mj-style|style|mj-attributes|script)\b.*?</\1\s*>",
+                          re.DOTALL | re.IGNORECASE)
+_HEAD = re.compile(r"<mj-head\b.*?</mj-head\s*>", re.DOTALL)
+_HEAD_TEXT = re.compile(r"<(mj-title|mj-preview)\b[^>]*>.*?</\1\s*>", re.DOTALL)
+MAX_CACHED = 2048
+
+_slots: ContextVar[list[str] | None] = ContextVar("slots", default=None)
+logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+
+
+@contextmanager
+def collecting_slots() -> Iterator[list[str]]:
+    """While active, `slot_value` turns printed values into markers collected in this list."""
+    slots: list[str] = []
+    token = _slots.set(slots)
+    try:
+        yield slots
+    finally:
+        _slots.reset(token)
+
+
+def slot_value(value: object) -> object:
+    """Jinja's finalize: a marker for a plain escaped value while collecting, else the value."""
+    slots = _slots.get()
+    if slots is None:
+        return value
+    escaped = escape(value)
+    if not escaped.strip() or not _PLAIN.fullmatch(escaped) or "zqj" in escaped:
+        return escaped
+    slots.append(str(escaped))
+    return Markup(MARKER.format(len(slots) - 1))
+
+
+def compile_mjml(source: str) -> str:
+    """The straightforward compile: MJML to HTML, then CSS inlined into style attributes."""
+    html = mjml.mjml2html(source)
+    return Premailer(html, allow_network=False, disable_validation=True,
+                     cssutils_logging_level=logging.CRITICAL).transform()
+
+
+@dataclass(frozen=True)
+class Filled:
+    """A compiled skeleton split at its markers: fixed text, then (slot, escaping) pairs."""
+
+    fixed: tuple[str, ...]
+    slots: tuple[tuple[int, Callable[[str], str]], ...]
+
+    def fill(self, values: list[str]) -> str:
+        parts = [self.fixed[0]]
+        for (index, convert), fixed in zip(self.slots, self.fixed[1:], strict=True):
+            parts.append(convert(values[index]))
+            parts.append(fixed)
+        return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """One structure of an email: its HTML and text version with the values left out."""
+
+    html: Filled
+    text: Filled
+
+
+@dataclass
+class Shape:
+    """What is known about one skeleton: which markers are pinned, and its compiled forms."""
+
+    pinned: tuple[int, ...]
+    compiled: dict[tuple[str, ...], Compiled] = field(default_factory=dict)
+
+
+class SkeletonCache:
+    """Compiled skeletons of one template, with counts of compiles for reports."""
+
+    def __init__(self, compile_html: Callable[[str], str] = compile_mjml) -> None:
+        self.compile_html = compile_html
+        self.shapes: dict[str, Shape] = {}
+        self.compiles = 0
+
+    def render(self, skeleton: str, values: list[str]) -> tuple[str, str]:
+        """HTML and untidied text of the email whose skeleton and slot values are given."""
+        shape = self.shapes.get(skeleton)
+        if shape is None:
+            if len(self.shapes) >= MAX_CACHED:
+                self.shapes.clear()
+            shape = self.shapes[skeleton] = Shape(_pinned_markers(skeleton, len(values)))
+        key = tuple(values[index] for index in shape.pinned)
+        compiled = shape.compiled.get(key)
+        if compiled is None:
+            if len(shape.compiled) >= MAX_CACHED:
+                shape.compiled.clear()
+            compiled = self._compile(skeleton, shape, values)
+            shape.compiled[tuple(values[index] for index in shape.pinned)] = compiled
+        return compiled.html.fill(values), compiled.text.fill(values)
+
+    def _compile(self, skeleton: str, shape: Shape, values: list[str]) -> Compiled:
+        """Compile with the shape's pinned values written in, pinning more where unsafe."""
+        pinned = set(shape.pinned)
+        while True:
+            source = _write_values(skeleton, values, pinned)
+            html = self.compile_html(source)
+            self.compiles += 1
+            escaping = self._probe(source, html)
+            wrong = {index for index, kinds in escaping.items() if None in kinds}
+            wrong |= {int(n) for n in _MARKER_RE.findall(html)} - set(escaping)
+            if _ANY_CASE_MARKER.search(_MARKER_RE.sub("", html)):
+                wrong |= set(range(len(values))) - pinned
+            if not wrong:
+                shape.pinned = tuple(sorted(pinned))
+                return _split(html, escaping)
+            pinned |= wrong
+
+    def _probe(self, source: str, html: str) -> dict[int, list[str | None]]:
+        """For each marker, how each of its places in the HTML escapes a value (None: not safe)."""
+        probed = self.compile_html(_MARKER_RE.sub(
+            lambda m: f"zqj{m[1]}jqz{_PROBE}zqe{m[1]}eqz", source))
+        self.compiles += 1
+        kinds: dict[int, list[str | None]] = {}
+        if _PROBED.sub(lambda m: MARKER.format(m[1]), probed) != html:
+            return {int(n): [None] for n in _MARKER_RE.findall(source)}
+        for match in _PROBED.finditer(probed):
+            kinds.setdefault(int(match[1]), []).append(_PROBE_KINDS.get(match[2]))
+        return kinds
+
+
+def _pinned_markers(skeleton: str, count: int) -> tuple[int, ...]:
+    """Markers whose values MJML or the CSS inliner may read, so they cannot be filled later."""
+    pinned: set[int] = set()
+    for block in _STYLE_BLOCK.finditer(skeleton):
+        pinned.update(int(n) for n in _MARKER_RE.findall(block[0]))
+    for head in _HEAD.finditer(skeleton):
+        pinned.update(int(n) for n in _MARKER_RE.findall(_HEAD_TEXT.sub("", head[0])))
+    for tag in _TAG.finditer(skeleton):
+        text = tag[0]
+        if "zqj" not in text:
+            continue
+        passed = {int(n) for attribute in _ATTRIBUTE.finditer(text)
+                  if attribute[1].lower() in _PASSED_ATTRIBUTES
+                  for n in _MARKER_RE.findall(attribute[2])}
+        pinned.update(int(n) for n in _MARKER_RE.findall(text) if int(n) not in passed)
+    return tuple(sorted(index for index in pinned if index < count))
+
+
+def _write_values(skeleton: str, values: list[str], pinned: set[int]) -> str:
+    """The skeleton with the pinned markers replaced by their values."""
+    if not pinned:
+        return skeleton
+    return _MARKER_RE.sub(lambda m: values[int(m[1])] if int(m[1]) in pinned else m[0],
+                          skeleton)
+
+
+def _split(html: str, escaping: dict[int, list[str | None]]) -> Compiled:
+    """The compiled HTML and its text version, each split at the markers."""
+    pieces = _MARKER_RE.split(html)
+    seen: Counter[int] = Counter()
+    kinds = []
+    for number in pieces[1::2]:
+        index = int(number)
+        kinds.append((index, escaping[index][seen[index]]))
+        seen[index] += 1
+    tagged = iter(f"zqj{index}k{kind}jqz" for index, kind in kinds)
+    text = _TAGGED_RE.split(html_to_text(_MARKER_RE.sub(lambda _m: next(tagged), html)))
+    return Compiled(
+        Filled(tuple(pieces[0::2]), tuple((index, _HTML[kind]) for index, kind in kinds)),
+        Filled(tuple(text[0::3]), tuple((int(index), _TEXT[kind])
+                                        for index, kind in zip(text[1::3], text[2::3],
+                                                               strict=True))))
+
+
+def _text(value: str) -> str:
+    return value.replace("&#34;", '"').replace("&#39;", "'")
+
+
+def _attribute(value: str) -> str:
+    return value.replace("&#34;", "&quot;").replace("&#39;", "'")
+
+
+def _percent(value: str) -> str:
+    """What the HTML serializer does to URL attributes: whitespace and non-ASCII %-encoded."""
+    return _URL_ENCODED.sub(lambda m: quote(m[0], safe=""), value)
+
+
+def _url(value: str) -> str:
+    return _percent(_attribute(value))
+
+
+def _url_start(value: str) -> str:
+    return _percent(_attribute(value).lstrip(" \t\n"))
+
+
+def _verbatim(value: str) -> str:
+    return value
+
+
+_HTML = {"text": _text, "attribute": _attribute, "url": _url, "url_start": _url_start,
+         "verbatim": _verbatim}
+_TEXT = {kind: (lambda value, convert=convert: as_plain_value(unescape(convert(value))))
+         for kind, convert in _HTML.items()}
