@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import tempfile
 from datetime import date, datetime
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import click
 from sqlalchemy import Engine
 
 from engine import bootstrap, db, sampledata, scaffold
+from engine.campaigns import CampaignError
+from engine.checks import SAMPLE_RECIPIENTS, check_workspace
+from engine.emails import CampaignEmails
 from engine.errors import EngineError, ImportFileError
 from engine.importer import KINDS, import_file
 from engine.segments.export import FORMATS, write_members
@@ -30,7 +34,7 @@ class EngineGroup(click.Group):
         except ImportFileError as exc:
             _list_problems(exc.problems)
             raise click.ClickException(str(exc)) from exc
-        except SegmentError as exc:
+        except (SegmentError, CampaignError) as exc:
             _list_problems(exc.problems if len(exc.problems) > 1 else [])
             raise click.ClickException(str(exc)) from exc
         except EngineError as exc:
@@ -309,3 +313,86 @@ def segment_export(ctx: click.Context, name: str, file_format: str, output: Path
         with output.open("w", encoding="utf-8", newline="") as handle:
             count = write_members(members, handle, file_format)
     click.echo(f"Wrote {count:,} customers of {name} to {output}.", err=True)
+
+
+def _preview_key_warning(emails: CampaignEmails) -> None:
+    if emails.signer.preview_only:
+        click.echo("Note: CAMPAIGN_SECRET_KEY is not set, so links and coupon codes here are "
+                   "signed with the public preview key (a real send needs the variable).",
+                   err=True)
+
+
+@cli.command()
+@click.argument("name")
+@click.option("--customer", "who", metavar="EMAIL|ID",
+              help="The recipient: email address or shop customer id (default: the first "
+                   "customer of the audience).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the HTML to this file instead of standard output.")
+@click.option("--text", "as_text", is_flag=True, help="Show the text version instead of HTML.")
+@click.option("--open", "open_browser", is_flag=True, help="Open the email in a web browser.")
+@click.option("--serve", is_flag=True,
+              help="Serve a live preview page of sample recipients on 127.0.0.1.")
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(0, 65535),
+              help="Port of the --serve page.")
+@_now_option
+@click.pass_context
+def preview(ctx: click.Context, name: str, who: str | None, out: Path | None, as_text: bool,
+            open_browser: bool, serve: bool, port: int, now: datetime) -> None:
+    """Render campaign NAME for one customer, or serve a live preview page (--serve)."""
+    workspace = _workspace(ctx)
+    engine = _database(workspace)
+    if serve:
+        from engine.preview_server import serve_preview
+        serve_preview(workspace, engine, name, now, port, _notify)
+        return
+    with engine.connect() as connection:
+        emails = CampaignEmails(workspace, connection, name, now)
+        _preview_key_warning(emails)
+        if who is None:
+            first = emails.audience(limit=1)
+            if not first:
+                raise click.ClickException(f"the audience of campaign '{name}' is empty; "
+                                           "pass --customer EMAIL|ID to preview anyway")
+            customer_id = first[0]
+        else:
+            customer_id = emails.find_customer(who)
+        rendered = next(emails.render([customer_id]))
+    customer, email = rendered.customer, rendered.email
+    click.echo(f"To: {customer.name} <{customer.email}> (customer {customer.customer_id})",
+               err=True)
+    click.echo(f"Subject: {email.subject}", err=True)
+    body = email.text if as_text else email.html
+    if open_browser and out is None:
+        out = Path(tempfile.mkdtemp(prefix="campaign-preview-")) / f"{name}.html"
+    if out is None:
+        click.echo(body)
+        return
+    out.write_text(body, encoding="utf-8")
+    click.echo(f"Wrote {out} ({len(body.encode('utf-8')) / 1024:.1f} KB).", err=True)
+    if open_browser:
+        click.launch(str(out))
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--all-recipients", is_flag=True,
+              help="Render every recipient of the audience, not a sample of "
+                   f"{SAMPLE_RECIPIENTS}.")
+@_now_option
+@click.pass_context
+def check(ctx: click.Context, name: str | None, all_recipients: bool, now: datetime) -> None:
+    """Validate campaign NAME (default: all) with its segment and template, rendering strictly."""
+    workspace = _workspace(ctx)
+    engine = _database(workspace)
+    with engine.connect() as connection, ProgressBars() as bars:
+        report = check_workspace(workspace, connection, [name] if name else [], now,
+                                 all_recipients=all_recipients, progress=bars)
+    for problem in report.problems:
+        click.echo(str(problem), err=True)
+    summary = (f"Checked {report.campaigns} campaign{'s' * (report.campaigns != 1)} "
+               f"and {report.recipients:,} emails: {len(report.errors)} errors, "
+               f"{len(report.warnings)} warnings.")
+    if report.errors:
+        raise click.ClickException(summary)
+    click.echo(summary)

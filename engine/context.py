@@ -18,16 +18,20 @@ from typing import Any
 from sqlalchemy import Connection, and_, case, func, literal, select
 
 from engine.campaigns import Campaign
-from engine.coupons import CouponBook
+from engine.coupons import Coupon, CouponBook
+from engine.render import template_safe
 from engine.schema import customers, order_items, orders, products
 from engine.segments.compiler import Scope, predicate, tier_condition
 from engine.settings import Shop
 from engine.tokens import Signer
 
 NEIGHBOURS_KEPT = 20
+template_safe(Shop)
+template_safe(Coupon)
 CENTS = Decimal("0.01")
 
 
+@template_safe
 @dataclass(frozen=True, slots=True)
 class CustomerView:
     id: int
@@ -46,6 +50,7 @@ class CustomerView:
     attributes: dict[str, Any]
 
 
+@template_safe
 @dataclass(frozen=True, slots=True)
 class Stats:
     orders_count: int
@@ -58,6 +63,7 @@ class Stats:
     tier: str | None
 
 
+@template_safe
 @dataclass(frozen=True, slots=True)
 class Product:
     sku: str
@@ -68,6 +74,7 @@ class Product:
     image_url: str | None
 
 
+@template_safe
 @dataclass(frozen=True, slots=True)
 class Item:
     sku: str
@@ -79,6 +86,7 @@ class Item:
     image_url: str | None
 
 
+@template_safe
 @dataclass(frozen=True, slots=True)
 class Order:
     order_id: str
@@ -88,6 +96,7 @@ class Order:
     items: tuple[Item, ...]
 
 
+@template_safe
 @dataclass(frozen=True, slots=True)
 class Links:
     unsubscribe: str
@@ -95,6 +104,7 @@ class Links:
     survey: str
 
 
+@template_safe
 @dataclass(frozen=True, slots=True)
 class CampaignView:
     name: str

@@ -20,6 +20,8 @@ _HIDDEN = re.compile(r"display\s*:\s*none", re.IGNORECASE)
 _HTML_SPACE = re.compile(r"[ \t\n\r\f]+")
 _SPACES = re.compile(r" {2,}")
 _BLANK_LINES = re.compile(r"\n{3,}")
+_LINE_END = re.compile(r" ?\n ?")
+_WHITESPACE_RUN = re.compile(r"[ \n]{2,}")
 
 
 @dataclass
@@ -100,10 +102,27 @@ def html_to_text(html: str) -> str:
 
 def tidy_text(text: str) -> str:
     """Single spaces, no spaces at line ends, at most one blank line in a row."""
-    lines = (line.strip() for line in _SPACES.sub(" ", text).split("\n"))
-    return _BLANK_LINES.sub("\n\n", "\n".join(lines)).strip() + "\n"
+    text = _LINE_END.sub("\n", _SPACES.sub(" ", text))
+    return _BLANK_LINES.sub("\n\n", text).strip() + "\n"
+
+
+def shorten_whitespace(text: str) -> str:
+    """`text` with each whitespace run cut to what `tidy_text` makes of it in any surroundings.
+
+    `tidy_text` turns a run of spaces and line breaks into a space, a line break or a blank
+    line, by its number of line breaks alone, so shortening runs in fixed text first (values
+    bring no line breaks) changes nothing but the time tidying takes.
+    """
+    return _WHITESPACE_RUN.sub(_shortest_run, text)
+
+
+def _shortest_run(run: re.Match) -> str:
+    breaks = run[0].count("\n")
+    return " " if breaks == 0 else "\n" if breaks == 1 else "\n\n"
 
 
 def as_plain_value(value: str) -> str:
     """How a value written into HTML text reads in the text version (whitespace collapsed)."""
-    return _HTML_SPACE.sub(" ", value)
+    if "  " in value or "\n" in value or "\t" in value or "\r" in value or "\f" in value:
+        return _HTML_SPACE.sub(" ", value)
+    return value

@@ -64,9 +64,30 @@ def _date(context: Context, value: Any, style: str = "medium") -> str:
     return formatting.day(value, getattr(context.get("customer"), "locale", None), style)
 
 
+_SAFE_TYPES: set[type] = set()
+
+
+def template_safe(cls: type) -> type:
+    """Mark a class whose public attributes templates may read without sandbox checks."""
+    _SAFE_TYPES.add(cls)
+    return cls
+
+
+class _Sandbox(SandboxedEnvironment):
+    """The sandbox, with a short path for the engine's own context objects."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) in _SAFE_TYPES and attribute[:1] != "_":
+            try:
+                return getattr(obj, attribute)
+            except AttributeError:
+                return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
+
 def make_environment(folder: Path, *, html: bool) -> SandboxedEnvironment:
     """The sandboxed Jinja environment for a templates folder (HTML: autoescape and slots)."""
-    environment = SandboxedEnvironment(
+    environment = _Sandbox(
         loader=FileSystemLoader(folder), autoescape=html, undefined=StrictUndefined,
         finalize=slot_value if html else None, auto_reload=False)
     environment.filters["money"] = _money

@@ -30,10 +30,12 @@ from html import unescape
 from urllib.parse import quote
 
 import mjml
+from jinja2 import pass_eval_context
+from jinja2.nodes import EvalContext
 from markupsafe import Markup, escape
 from premailer import Premailer
 
-from engine.htmltext import as_plain_value, html_to_text
+from engine.htmltext import as_plain_value, html_to_text, shorten_whitespace
 
 MARKER = "zqj{}jqz"
 _MARKER_RE = re.compile(r"zqj(\d+)jqz")
@@ -51,6 +53,9 @@ _PROBE_KINDS = {
 _PROBED = re.compile(r"zqj(\d+)jqz(.*?)zqe\1eqz", re.DOTALL)
 # Escaped text only: no markup, no control characters, only the entities Jinja writes.
 _PLAIN = re.compile(r"(?:[^&<\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt|#34|#39);)*")
+# Text that HTML escaping leaves as it is.
+_CLEAN = re.compile(r"[^&<>\"'\x00-\x08\x0b-\x1f\x7f]*")
+_MARKERS = tuple(Markup(MARKER.format(index)) for index in range(1024))
 _PASSED_ATTRIBUTES = {"href", "src", "alt", "title"}
 _TAG = re.compile(r"<[a-zA-Z][^<>]*>")
 _ATTRIBUTE = re.compile(r"""([^\s"'=<>/]+)\s*=\s*("[^"]*"|'[^']*')""")
@@ -75,16 +80,29 @@ def collecting_slots() -> Iterator[list[str]]:
         _slots.reset(token)
 
 
-def slot_value(value: object) -> object:
-    """Jinja's finalize: a marker for a plain escaped value while collecting, else the value."""
+@pass_eval_context
+def slot_value(_eval_context: EvalContext, value: object) -> object:
+    """Jinja's finalize: a marker for a plain escaped value while collecting, else the value.
+
+    It takes the evaluation context only so that Jinja never calls it at compile time.
+    """
     slots = _slots.get()
     if slots is None:
         return value
+    if not hasattr(value, "__html__"):
+        text = value if type(value) is str else str(value)
+        if _CLEAN.fullmatch(text) and text and not text.isspace() and "zqj" not in text:
+            slots.append(text)
+            return _marker(len(slots) - 1)
     escaped = escape(value)
     if not escaped.strip() or not _PLAIN.fullmatch(escaped) or "zqj" in escaped:
         return escaped
     slots.append(str(escaped))
-    return Markup(MARKER.format(len(slots) - 1))
+    return _marker(len(slots) - 1)
+
+
+def _marker(index: int) -> Markup:
+    return _MARKERS[index] if index < len(_MARKERS) else Markup(MARKER.format(index))
 
 
 def compile_mjml(source: str) -> str:
@@ -102,10 +120,9 @@ class Filled:
     slots: tuple[tuple[int, Callable[[str], str]], ...]
 
     def fill(self, values: list[str]) -> str:
-        parts = [self.fixed[0]]
-        for (index, convert), fixed in zip(self.slots, self.fixed[1:], strict=True):
-            parts.append(convert(values[index]))
-            parts.append(fixed)
+        parts = [""] * (2 * len(self.fixed) - 1)
+        parts[0::2] = self.fixed
+        parts[1::2] = [convert(values[index]) for index, convert in self.slots]
         return "".join(parts)
 
 
@@ -216,6 +233,7 @@ def _split(html: str, escaping: dict[int, list[str | None]]) -> Compiled:
         seen[index] += 1
     tagged = iter(f"zqj{index}k{kind}jqz" for index, kind in kinds)
     text = _TAGGED_RE.split(html_to_text(_MARKER_RE.sub(lambda _m: next(tagged), html)))
+    text[0::3] = [shorten_whitespace(fixed) for fixed in text[0::3]]
     return Compiled(
         Filled(tuple(pieces[0::2]), tuple((index, _HTML[kind]) for index, kind in kinds)),
         Filled(tuple(text[0::3]), tuple((int(index), _TEXT[kind])
@@ -224,15 +242,21 @@ def _split(html: str, escaping: dict[int, list[str | None]]) -> Compiled:
 
 
 def _text(value: str) -> str:
+    if "&#" not in value:
+        return value
     return value.replace("&#34;", '"').replace("&#39;", "'")
 
 
 def _attribute(value: str) -> str:
+    if "&#" not in value:
+        return value
     return value.replace("&#34;", "&quot;").replace("&#39;", "'")
 
 
 def _percent(value: str) -> str:
     """What the HTML serializer does to URL attributes: whitespace and non-ASCII %-encoded."""
+    if value.isascii() and " " not in value and "\t" not in value and "\n" not in value:
+        return value
     return _URL_ENCODED.sub(lambda m: quote(m[0], safe=""), value)
 
 
@@ -252,3 +276,4 @@ _HTML = {"text": _text, "attribute": _attribute, "url": _url, "url_start": _url_
          "verbatim": _verbatim}
 _TEXT = {kind: (lambda value, convert=convert: as_plain_value(unescape(convert(value))))
          for kind, convert in _HTML.items()}
+_TEXT["text"] = lambda value: as_plain_value(unescape(value))
