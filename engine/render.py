@@ -30,7 +30,12 @@ from jinja2.sandbox import SandboxedEnvironment, SecurityError
 from engine import formatting
 from engine.errors import EngineError
 from engine.htmltext import html_to_text, tidy_text
-from engine.skeleton import SkeletonCache, collecting_slots, compile_mjml, slot_value
+from engine.skeleton import (
+    SkeletonCache,
+    collecting_slots,
+    compile_mjml,
+    slot_value,
+)
 
 _PREVIEW_TAG = re.compile(r"<mj-preview\b", re.IGNORECASE)
 _HEAD_OPEN = re.compile(r"<mj-head\s*>", re.IGNORECASE)
@@ -108,7 +113,10 @@ class EmailRenderer:
         source = self._source(html_env, template)
         if preheader and not _PREVIEW_TAG.search(source):
             source = _with_preheader(source)
-        self.html = _compile(lambda: html_env.from_string(source), template, folder / template)
+        path = folder / template
+        self.html = _compile(lambda: html_env.template_class.from_code(
+            html_env, html_env.compile(source, template, str(path)),
+            html_env.make_globals(None), None), template, path)
         text_name = str(Path(template).with_suffix(".txt"))
         self.text = (_compile(lambda: text_env.get_template(text_name), text_name,
                               folder / text_name)
@@ -162,8 +170,8 @@ def _compile(load, name: str, path: Path | None = None) -> Template:
     try:
         return load()
     except TemplateSyntaxError as exc:
-        raise RenderError(f"template syntax error: {exc.message}", path=path or name,
-                          line=exc.lineno,
+        raise RenderError(f"template syntax error: {exc.message}",
+                          path=exc.filename or path or name, line=exc.lineno,
                           hint="fix the Jinja tag at this line ({{ value }}, {% if %}...)"
                           ) from None
     except TemplateNotFound as exc:

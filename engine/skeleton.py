@@ -7,20 +7,24 @@ inlining) once, and a recipient's HTML is the compiled skeleton with the values 
 
 That is only valid where MJML and premailer copy a value through unchanged apart from HTML
 escaping. So a skeleton's markers are checked before they are trusted:
-- markers in attributes other than href/src/alt/title, in style sheets, in `<mj-head>`
+- markers in attributes other than href/src/alt/title/lang, in style sheets, in `<mj-head>`
   (except title and preview) are *pinned*: their values are written into the MJML and take
   part in the cache key, since MJML or the CSS inliner may read them;
 - the remaining ones are compiled a second time as a probe text holding every character
   HTML escaping touches; how the probe comes out says how each value is escaped there
   (text, attribute or untouched), and any other change pins the marker as well.
-Values that are not plain escaped text (markup from `|safe`, control characters) or that
-are blank never become slots: `slot_value` leaves them in the skeleton.
+Values that are not plain escaped text (markup from `|safe`, control characters, characters
+MJML writes as escapes such as unassigned code points), that are blank, or that hold a
+double quote (the HTML serializer then quotes a whole attribute with
+single quotes) never become slots: `slot_value` leaves them in the skeleton.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import secrets
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -37,26 +41,23 @@ from premailer import Premailer
 
 from engine.htmltext import as_plain_value, html_to_text, shorten_whitespace
 
-MARKER = "zqj{}jqz"
-_MARKER_RE = re.compile(r"zqj(\d+)jqz")
-_TAGGED_RE = re.compile(r"zqj(\d+)k(\w+?)jqz")
+# Markers carry a random part drawn per process, so no text can imitate one.
+_NONCE = secrets.token_hex(4)
+MARKER = "zqj{}x" + _NONCE + "jqz"
+_MARKER_RE = re.compile(rf"zqj(\d+)x{_NONCE}jqz")
+_TAGGED_RE = re.compile(rf"zqj(\d+)k(\w+?)x{_NONCE}jqz")
 _URL_ENCODED = re.compile(r"[\t\n \x80-\U0010ffff]+")
-_ANY_CASE_MARKER = re.compile(r"zqj\d+jqz", re.IGNORECASE)
-_PROBE = " &amp;&lt;&gt;&#34;&#39;\u00e9 "
-_PROBE_KINDS = {
-    " &amp;&lt;&gt;\"'\u00e9 ": "text",
-    " &amp;&lt;&gt;&quot;'\u00e9 ": "attribute",
-    "%20&amp;&lt;&gt;&quot;'%C3%A9%20": "url",
-    "&amp;&lt;&gt;&quot;'%C3%A9%20": "url_start",
-    _PROBE: "verbatim",
-}
-_PROBED = re.compile(r"zqj(\d+)jqz(.*?)zqe\1eqz", re.DOTALL)
+_ANY_CASE_MARKER = re.compile(rf"zqj\d+x{_NONCE}jqz", re.IGNORECASE)
+# Every character that HTML escaping, URL escaping or MJML's own escaping treats specially.
+_PROBE = " &amp;&lt;&gt;&#34;&#39;\u00e9\u00a0\\\t\n "
+_PROBED = re.compile(rf"zqj(\d+)x{_NONCE}jqz(.*?)zqe\1x{_NONCE}eqz", re.DOTALL)
 # Escaped text only: no markup, no control characters, only the entities Jinja writes.
 _PLAIN = re.compile(r"(?:[^&<\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt|#34|#39);)*")
 # Text that HTML escaping leaves as it is.
+_RUST_ESCAPED = re.compile("[\\\\\t\n\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
 _CLEAN = re.compile(r"[^&<>\"'\x00-\x08\x0b-\x1f\x7f]*")
 _MARKERS = tuple(Markup(MARKER.format(index)) for index in range(1024))
-_PASSED_ATTRIBUTES = {"href", "src", "alt", "title"}
+_PASSED_ATTRIBUTES = {"href", "src", "alt", "title", "lang"}
 _TAG = re.compile(r"<[a-zA-Z][^<>]*>")
 _ATTRIBUTE = re.compile(r"""([^\s"'=<>/]+)\s*=\s*("[^"]*"|'[^']*')""")
 _STYLE_BLOCK = re.compile(r"<(mj-style|style|mj-attributes|script)\b.*?</\1\s*>",
@@ -91,14 +92,23 @@ def slot_value(_eval_context: EvalContext, value: object) -> object:
         return value
     if not hasattr(value, "__html__"):
         text = value if type(value) is str else str(value)
-        if _CLEAN.fullmatch(text) and text and not text.isspace() and "zqj" not in text:
+        if _CLEAN.fullmatch(text) and text and not text.isspace() \
+                and _NONCE not in text and (text.isascii() or _printable(text)):
             slots.append(text)
             return _marker(len(slots) - 1)
     escaped = escape(value)
-    if not escaped.strip() or not _PLAIN.fullmatch(escaped) or "zqj" in escaped:
+    if not escaped.strip() or not _PLAIN.fullmatch(escaped) or "&#34;" in escaped \
+            or _NONCE in escaped \
+            or not (escaped.isascii() or _printable(escaped)):
         return escaped
     slots.append(str(escaped))
     return _marker(len(slots) - 1)
+
+
+def _printable(text: str) -> bool:
+    """No characters MJML escapes in ways not followed here (unassigned, format, combining)."""
+    return all(char.isascii() or unicodedata.category(char)[0] in "LNPS"
+               or unicodedata.category(char) == "Zs" for char in text)
 
 
 def _marker(index: int) -> Markup:
@@ -106,10 +116,15 @@ def _marker(index: int) -> Markup:
 
 
 def compile_mjml(source: str) -> str:
-    """The straightforward compile: MJML to HTML, then CSS inlined into style attributes."""
+    """The straightforward compile: MJML to HTML, then CSS inlined into style attributes.
+
+    `!important` stays in the style sheet: MJML's responsive rules need it to win over the
+    inlined widths on small screens.
+    """
     html = mjml.mjml2html(source)
-    return Premailer(html, allow_network=False, disable_validation=True,
+    return Premailer(html, allow_network=False, disable_validation=True, strip_important=False,
                      cssutils_logging_level=logging.CRITICAL).transform()
+
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,11 @@ class SkeletonCache:
         self.shapes: dict[str, Shape] = {}
         self.compiles = 0
 
+    @property
+    def structures(self) -> int:
+        """How many distinct compiled structures are cached."""
+        return sum(len(shape.compiled) for shape in self.shapes.values())
+
     def render(self, skeleton: str, values: list[str]) -> tuple[str, str]:
         """HTML and untidied text of the email whose skeleton and slot values are given."""
         shape = self.shapes.get(skeleton)
@@ -186,7 +206,7 @@ class SkeletonCache:
     def _probe(self, source: str, html: str) -> dict[int, list[str | None]]:
         """For each marker, how each of its places in the HTML escapes a value (None: not safe)."""
         probed = self.compile_html(_MARKER_RE.sub(
-            lambda m: f"zqj{m[1]}jqz{_PROBE}zqe{m[1]}eqz", source))
+            lambda m: f"{m[0]}{_PROBE}zqe{m[1]}x{_NONCE}eqz", source))
         self.compiles += 1
         kinds: dict[int, list[str | None]] = {}
         if _PROBED.sub(lambda m: MARKER.format(m[1]), probed) != html:
@@ -205,7 +225,7 @@ def _pinned_markers(skeleton: str, count: int) -> tuple[int, ...]:
         pinned.update(int(n) for n in _MARKER_RE.findall(_HEAD_TEXT.sub("", head[0])))
     for tag in _TAG.finditer(skeleton):
         text = tag[0]
-        if "zqj" not in text:
+        if _NONCE not in text:
             continue
         passed = {int(n) for attribute in _ATTRIBUTE.finditer(text)
                   if attribute[1].lower() in _PASSED_ATTRIBUTES
@@ -231,7 +251,7 @@ def _split(html: str, escaping: dict[int, list[str | None]]) -> Compiled:
         index = int(number)
         kinds.append((index, escaping[index][seen[index]]))
         seen[index] += 1
-    tagged = iter(f"zqj{index}k{kind}jqz" for index, kind in kinds)
+    tagged = iter(f"zqj{index}k{kind}x{_NONCE}jqz" for index, kind in kinds)
     text = _TAGGED_RE.split(html_to_text(_MARKER_RE.sub(lambda _m: next(tagged), html)))
     text[0::3] = [shorten_whitespace(fixed) for fixed in text[0::3]]
     return Compiled(
@@ -272,8 +292,25 @@ def _verbatim(value: str) -> str:
     return value
 
 
-_HTML = {"text": _text, "attribute": _attribute, "url": _url, "url_start": _url_start,
-         "verbatim": _verbatim}
+def _mjml_escaped(convert: Callable[[str], str]) -> Callable[[str], str]:
+    """MJML writes raw HTML attributes with Rust's debug escapes (backslash, tab, newline,
+    and spaces other than the plain one as \\u{...})."""
+    def escaped(value: str) -> str:
+        return convert(_RUST_ESCAPED.sub(_rust_escape, value))
+    return escaped
+
+
+def _rust_escape(match: re.Match) -> str:
+    char = match[0]
+    return {"\\": "\\\\", "\t": "\\t", "\n": "\\n"}.get(char) or f"\\u{{{ord(char):x}}}"
+
+
+_PLAIN_KINDS = {"text": _text, "attribute": _attribute, "url": _url, "url_start": _url_start,
+                "verbatim": _verbatim}
+_HTML = {**_PLAIN_KINDS,
+         **{f"mjml_{kind}": _mjml_escaped(convert) for kind, convert in _PLAIN_KINDS.items()}}
+# How the probe comes out tells the kind of place it was in.
+_PROBE_KINDS = {convert(_PROBE): kind for kind, convert in _HTML.items()}
 _TEXT = {kind: (lambda value, convert=convert: as_plain_value(unescape(convert(value))))
          for kind, convert in _HTML.items()}
 _TEXT["text"] = lambda value: as_plain_value(unescape(value))
