@@ -32,6 +32,7 @@ from engine.errors import EngineError
 from engine.htmltext import html_to_text, tidy_text
 from engine.skeleton import (
     SkeletonCache,
+    SlotCodeGenerator,
     collecting_slots,
     compile_mjml,
     slot_value,
@@ -80,6 +81,8 @@ def template_safe(cls: type) -> type:
 
 class _Sandbox(SandboxedEnvironment):
     """The sandbox, with a short path for the engine's own context objects."""
+
+    code_generator_class = SlotCodeGenerator
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         if type(obj) in _SAFE_TYPES and attribute[:1] != "_":
@@ -145,17 +148,17 @@ class EmailRenderer:
         with collecting_slots() as values:
             skeleton = _run(self.html, full, self.template_name)
         html, text = self.skeletons.render(skeleton, values)
-        return Email(full["campaign"].subject, html, self._text(full, text))
+        return Email(full["campaign"].subject, html, text if self.text is None
+                     else self._text_template(full))
 
     def render_straight(self, context: Mapping[str, Any]) -> Email:
         """The same email the plain way: Jinja, MJML, premailer and text conversion each time."""
         full = self.context_for(context)
         html = compile_mjml(_run(self.html, full, self.template_name))
-        return Email(full["campaign"].subject, html, self._text(full, html_to_text(html)))
+        return Email(full["campaign"].subject, html, tidy_text(html_to_text(html))
+                     if self.text is None else self._text_template(full))
 
-    def _text(self, context: Mapping[str, Any], converted: str) -> str:
-        if self.text is None:
-            return tidy_text(converted)
+    def _text_template(self, context: Mapping[str, Any]) -> str:
         return _run(self.text, context, str(Path(self.template_name).with_suffix(".txt")))
 
 

@@ -26,20 +26,23 @@ import re
 import secrets
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html import unescape
+from operator import itemgetter
 from urllib.parse import quote
 
 import mjml
-from jinja2 import pass_eval_context
+from jinja2 import nodes, pass_eval_context
+from jinja2.compiler import CodeGenerator, Frame
 from jinja2.nodes import EvalContext
 from markupsafe import Markup, escape
 from premailer import Premailer
 
-from engine.htmltext import as_plain_value, html_to_text, shorten_whitespace
+from engine.htmltext import as_plain_value, html_to_text, shorten_whitespace, tidy_text
 
 # Markers carry a random part drawn per process, so no text can imitate one.
 _NONCE = secrets.token_hex(4)
@@ -55,8 +58,10 @@ _PROBED = re.compile(rf"zqj(\d+)x{_NONCE}jqz(.*?)zqe\1x{_NONCE}eqz", re.DOTALL)
 _PLAIN = re.compile(r"(?:[^&<\x00-\x08\x0b-\x1f\x7f]|&(?:amp|lt|gt|#34|#39);)*")
 # Text that HTML escaping leaves as it is.
 _RUST_ESCAPED = re.compile("[\\\\\t\n\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]")
+_SPACE_AT_EDGE = re.compile(r"\s\x00|\x00\s")
 _CLEAN = re.compile(r"[^&<>\"'\x00-\x08\x0b-\x1f\x7f]*")
-_MARKERS = tuple(Markup(MARKER.format(index)) for index in range(1024))
+_MARKER_COUNT = 1024
+_MARKERS = tuple(Markup(MARKER.format(index)) for index in range(_MARKER_COUNT))
 _PASSED_ATTRIBUTES = {"href", "src", "alt", "title", "lang"}
 _TAG = re.compile(r"<[a-zA-Z][^<>]*>")
 _ATTRIBUTE = re.compile(r"""([^\s"'=<>/]+)\s*=\s*("[^"]*"|'[^']*')""")
@@ -82,14 +87,17 @@ def collecting_slots() -> Iterator[list[str]]:
 
 
 @pass_eval_context
-def slot_value(_eval_context: EvalContext, value: object) -> object:
-    """Jinja's finalize: a marker for a plain escaped value while collecting, else the value.
+def slot_value(eval_context: EvalContext, value: object) -> object:
+    """Jinja's finalize, which also escapes (see `SlotCodeGenerator`).
 
-    It takes the evaluation context only so that Jinja never calls it at compile time.
+    While collecting, a plain value becomes a marker and goes into the slot list; anything
+    else (and everything when not collecting) is written escaped as usual.
     """
+    if not eval_context.autoescape:
+        return value
     slots = _slots.get()
     if slots is None:
-        return value
+        return escape(value)
     if not hasattr(value, "__html__"):
         text = value if type(value) is str else str(value)
         if _CLEAN.fullmatch(text) and text and not text.isspace() \
@@ -98,13 +106,35 @@ def slot_value(_eval_context: EvalContext, value: object) -> object:
             return _marker(len(slots) - 1)
     escaped = escape(value)
     if not escaped.strip() or not _PLAIN.fullmatch(escaped) or "&#34;" in escaped \
-            or _NONCE in escaped \
-            or not (escaped.isascii() or _printable(escaped)):
+            or _NONCE in escaped or not (escaped.isascii() or _printable(escaped)):
         return escaped
     slots.append(str(escaped))
     return _marker(len(slots) - 1)
 
 
+class SlotCodeGenerator(CodeGenerator):
+    """Compiles `{{ value }}` to `finalize(value)` instead of `escape(finalize(value))` where
+    autoescaping is on, since `slot_value` escapes itself (a marker needs no escaping)."""
+
+    @staticmethod
+    def _finalize_escapes(frame: Frame, finalize) -> bool:
+        return finalize.src is not None and frame.eval_ctx.autoescape \
+            and not frame.eval_ctx.volatile
+
+    def _output_child_pre(self, node: nodes.Expr, frame: Frame, finalize) -> None:
+        if self._finalize_escapes(frame, finalize):
+            self.write(finalize.src)
+        else:
+            super()._output_child_pre(node, frame, finalize)
+
+    def _output_child_post(self, node: nodes.Expr, frame: Frame, finalize) -> None:
+        if self._finalize_escapes(frame, finalize):
+            self.write(")")
+        else:
+            super()._output_child_post(node, frame, finalize)
+
+
+@lru_cache(maxsize=4096)
 def _printable(text: str) -> bool:
     """No characters MJML escapes in ways not followed here (unassigned, format, combining)."""
     return all(char.isascii() or unicodedata.category(char)[0] in "LNPS"
@@ -112,7 +142,7 @@ def _printable(text: str) -> bool:
 
 
 def _marker(index: int) -> Markup:
-    return _MARKERS[index] if index < len(_MARKERS) else Markup(MARKER.format(index))
+    return _MARKERS[index] if index < _MARKER_COUNT else Markup(MARKER.format(index))
 
 
 def compile_mjml(source: str) -> str:
@@ -127,18 +157,87 @@ def compile_mjml(source: str) -> str:
 
 
 
+def _picker(indices: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """A function that picks these positions of the slot list, in this order."""
+    if len(indices) > 1:
+        return itemgetter(*indices)
+    return (lambda values: (values[indices[0]],)) if indices else (lambda values: ())
+
+
+def _interleave(fixed: tuple[str, ...], values: Sequence[str]) -> str:
+    parts = [""] * (2 * len(fixed) - 1)
+    parts[0::2] = fixed
+    parts[1::2] = values
+    return "".join(parts)
+
+
 @dataclass(frozen=True)
 class Filled:
-    """A compiled skeleton split at its markers: fixed text, then (slot, escaping) pairs."""
+    """A compiled skeleton split at its markers: fixed text, and how to write each value.
+
+    Most values need no conversion at all (no entity, no backslash or line break, and in
+    URLs or MJML-escaped places nothing but ASCII without spaces); an email whose values are
+    all like that is joined without converting them one by one.
+    """
 
     fixed: tuple[str, ...]
-    slots: tuple[tuple[int, Callable[[str], str]], ...]
+    converts: tuple[Callable[[str], str], ...]
+    pick: Callable[[list[str]], tuple[str, ...]]
+    pick_urls: Callable[[list[str]], tuple[str, ...]]
+    pick_mjml: Callable[[list[str]], tuple[str, ...]]
+
+    @classmethod
+    def build(cls, fixed: list[str], slots: list[tuple[int, str]],
+              convert: dict[str, Callable[[str], str]]) -> Filled:
+        return cls(tuple(fixed), tuple(convert[kind] for _, kind in slots),
+                   _picker([index for index, _ in slots]),
+                   _picker([index for index, kind in slots if "url" in kind]),
+                   _picker([index for index, kind in slots if kind.startswith("mjml")]))
+
+    def picked(self, values: list[str], entity: str) -> tuple[Sequence[str], bool]:
+        """The values in slot order, converted; and whether none needed converting."""
+        picked = self.pick(values)
+        joined = "\x00".join(picked)
+        urls = "\x00".join(self.pick_urls(values))
+        if entity in joined or "\\" in joined or "\t" in joined or "\n" in joined \
+                or " " in urls or not urls.isascii() \
+                or _RUST_ESCAPED.search("\x00".join(self.pick_mjml(values))):
+            return [convert(value) for convert, value in zip(self.converts, picked,
+                                                             strict=True)], False
+        return picked, True
 
     def fill(self, values: list[str]) -> str:
-        parts = [""] * (2 * len(self.fixed) - 1)
-        parts[0::2] = self.fixed
-        parts[1::2] = [convert(values[index]) for index, convert in self.slots]
-        return "".join(parts)
+        return _interleave(self.fixed, self.picked(values, "&#")[0])
+
+
+@dataclass(frozen=True)
+class FilledText(Filled):
+    """The text version: tidied after filling, or, when no value can change how whitespace is
+    tidied, joined to fixed parts that were tidied beforehand."""
+
+    tidied: tuple[str, ...] = ()
+
+    @classmethod
+    def build(cls, fixed: list[str], slots: list[tuple[int, str]],
+              convert: dict[str, Callable[[str], str]]) -> FilledText:
+        shortened = [shorten_whitespace(part) for part in fixed]
+        plain = Filled.build(shortened, slots, convert)
+        return cls(plain.fixed, plain.converts, plain.pick, plain.pick_urls, plain.pick_mjml,
+                   _tidied(shortened))
+
+    def fill(self, values: list[str]) -> str:
+        picked, unchanged = self.picked(values, "&")
+        joined = "\x00".join(picked)
+        if unchanged and "  " not in joined and not _SPACE_AT_EDGE.search(f"\x00{joined}\x00"):
+            return _interleave(self.tidied, picked)
+        return tidy_text(_interleave(self.fixed, picked))
+
+
+def _tidied(fixed: list[str]) -> tuple[str, ...]:
+    """Fixed parts as `tidy_text` leaves them around values without whitespace at their ends."""
+    if len(fixed) == 1:
+        return (tidy_text(fixed[0]),)
+    return (fixed[0].lstrip(), *fixed[1:-1], fixed[-1].rstrip() + "\n")
 
 
 @dataclass(frozen=True)
@@ -146,7 +245,7 @@ class Compiled:
     """One structure of an email: its HTML and text version with the values left out."""
 
     html: Filled
-    text: Filled
+    text: FilledText
 
 
 @dataclass
@@ -171,7 +270,7 @@ class SkeletonCache:
         return sum(len(shape.compiled) for shape in self.shapes.values())
 
     def render(self, skeleton: str, values: list[str]) -> tuple[str, str]:
-        """HTML and untidied text of the email whose skeleton and slot values are given."""
+        """HTML and text version of the email whose skeleton and slot values are given."""
         shape = self.shapes.get(skeleton)
         if shape is None:
             if len(self.shapes) >= MAX_CACHED:
@@ -253,12 +352,9 @@ def _split(html: str, escaping: dict[int, list[str | None]]) -> Compiled:
         seen[index] += 1
     tagged = iter(f"zqj{index}k{kind}x{_NONCE}jqz" for index, kind in kinds)
     text = _TAGGED_RE.split(html_to_text(_MARKER_RE.sub(lambda _m: next(tagged), html)))
-    text[0::3] = [shorten_whitespace(fixed) for fixed in text[0::3]]
-    return Compiled(
-        Filled(tuple(pieces[0::2]), tuple((index, _HTML[kind]) for index, kind in kinds)),
-        Filled(tuple(text[0::3]), tuple((int(index), _TEXT[kind])
-                                        for index, kind in zip(text[1::3], text[2::3],
-                                                               strict=True))))
+    text_slots = [(int(index), kind) for index, kind in zip(text[1::3], text[2::3], strict=True)]
+    return Compiled(Filled.build(pieces[0::2], kinds, _HTML),
+                    FilledText.build(text[0::3], text_slots, _TEXT))
 
 
 def _text(value: str) -> str:
@@ -296,7 +392,9 @@ def _mjml_escaped(convert: Callable[[str], str]) -> Callable[[str], str]:
     """MJML writes raw HTML attributes with Rust's debug escapes (backslash, tab, newline,
     and spaces other than the plain one as \\u{...})."""
     def escaped(value: str) -> str:
-        return convert(_RUST_ESCAPED.sub(_rust_escape, value))
+        if not value.isascii() or "\\" in value or "\t" in value or "\n" in value:
+            value = _RUST_ESCAPED.sub(_rust_escape, value)
+        return convert(value)
     return escaped
 
 
