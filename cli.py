@@ -315,6 +315,10 @@ def segment_export(ctx: click.Context, name: str, file_format: str, output: Path
     click.echo(f"Wrote {count:,} customers of {name} to {output}.", err=True)
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def _preview_key_warning(emails: CampaignEmails) -> None:
     if emails.signer.preview_only:
         click.echo("Note: CAMPAIGN_SECRET_KEY is not set, so links and coupon codes here are "
@@ -390,9 +394,10 @@ def check(ctx: click.Context, name: str | None, all_recipients: bool, now: datet
                                  all_recipients=all_recipients, progress=bars)
     for problem in report.problems:
         click.echo(str(problem), err=True)
-    summary = (f"Checked {report.campaigns} campaign{'s' * (report.campaigns != 1)} "
-               f"and {report.recipients:,} emails: {len(report.errors)} errors, "
-               f"{len(report.warnings)} warnings.")
+    summary = (f"Checked {_count(report.campaigns, 'campaign')} and "
+               f"{_count(report.recipients, 'email')}: "
+               f"{_count(len(report.errors), 'error') if report.errors else 'no errors'}, "
+               f"{_count(len(report.warnings), 'warning')}.")
     if report.errors:
         raise click.ClickException(summary)
     click.echo(summary)

@@ -51,7 +51,7 @@ def check_workspace(workspace: Workspace, connection: Connection, names: list[st
         if workspace.segments_file.is_file():
             load_segments(workspace.segments_file, [t.name for t in workspace.settings.tiers])
     except SegmentError as exc:
-        report.problems += [Problem("error", problem) for problem in exc.problems]
+        report.problems += [_located(problem) for problem in exc.problems]
         return report
     if not workspace.settings.secret_key:
         report.problems.append(Problem(
@@ -74,7 +74,7 @@ def _check_campaign(workspace: Workspace, connection: Connection, name: str, now
     try:
         emails = CampaignEmails(workspace, connection, name, now)
     except CampaignError as exc:
-        report.problems += [Problem("error", problem) for problem in exc.problems]
+        report.problems += [_located(problem) for problem in exc.problems]
         return
     except EngineError as exc:
         report.problems.append(_problem(exc))
@@ -98,8 +98,9 @@ def _check_campaign(workspace: Workspace, connection: Connection, name: str, now
             try:
                 email = emails.renderer.render(context)
             except RenderError as exc:
-                failures[str(exc)] += 1
-                if failures[str(exc)] == 1 and len(failures) <= MAX_FAILURES_LISTED:
+                key = f"{exc.path}:{exc.line}: {exc.reason}"
+                failures[key] += 1
+                if failures[key] == 1 and len(failures) <= MAX_FAILURES_LISTED:
                     report.problems.append(_problem(exc))
                 continue
             for problem in check_html(email.html, unsubscribe_url=context["links"].unsubscribe,
@@ -110,6 +111,11 @@ def _check_campaign(workspace: Workspace, connection: Connection, name: str, now
             progress(f"checking {name}", done, len(ids))
     report.recipients += done
     report.problems += seen.values()
+    repeated = sum(count - 1 for count in failures.values())
+    if repeated:
+        report.problems.append(Problem(
+            "warning", f"the rendering failures above hit {repeated} more of the "
+            f"{done} emails checked in campaign '{name}'", path=str(template_path)))
     if len(failures) > MAX_FAILURES_LISTED:
         report.problems.append(Problem(
             "error", f"{len(failures) - MAX_FAILURES_LISTED} more distinct rendering failures "
@@ -133,6 +139,12 @@ def _template_files(folder: Path, name: str) -> list[Path]:
             continue
         pending += [ref for ref in referenced if ref]
     return found
+
+
+def _located(problem: str) -> Problem:
+    """A Problem from a `path:line:column: message` text."""
+    where, _, message = problem.partition(": ")
+    return Problem("error", message, path=where) if message else Problem("error", problem)
 
 
 def _problem(exc: EngineError) -> Problem:

@@ -26,12 +26,12 @@ from engine.settings import Shop
 from engine.tokens import Signer
 
 NEIGHBOURS_KEPT = 20
-template_safe(Shop)
-template_safe(Coupon)
+template_safe("shop")(Shop)
+template_safe("coupon")(Coupon)
 CENTS = Decimal("0.01")
 
 
-@template_safe
+@template_safe("customer")
 @dataclass(frozen=True, slots=True)
 class CustomerView:
     id: int
@@ -50,7 +50,7 @@ class CustomerView:
     attributes: dict[str, Any]
 
 
-@template_safe
+@template_safe("stats")
 @dataclass(frozen=True, slots=True)
 class Stats:
     orders_count: int
@@ -63,7 +63,7 @@ class Stats:
     tier: str | None
 
 
-@template_safe
+@template_safe("product")
 @dataclass(frozen=True, slots=True)
 class Product:
     sku: str
@@ -74,7 +74,7 @@ class Product:
     image_url: str | None
 
 
-@template_safe
+@template_safe("order item")
 @dataclass(frozen=True, slots=True)
 class Item:
     sku: str
@@ -86,7 +86,7 @@ class Item:
     image_url: str | None
 
 
-@template_safe
+@template_safe("order")
 @dataclass(frozen=True, slots=True)
 class Order:
     order_id: str
@@ -96,7 +96,7 @@ class Order:
     items: tuple[Item, ...]
 
 
-@template_safe
+@template_safe("links")
 @dataclass(frozen=True, slots=True)
 class Links:
     unsubscribe: str
@@ -104,7 +104,7 @@ class Links:
     survey: str
 
 
-@template_safe
+@template_safe("campaign")
 @dataclass(frozen=True, slots=True)
 class CampaignView:
     name: str

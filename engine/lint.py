@@ -124,7 +124,7 @@ def check_html(
     if unsubscribe_url is not None and unsubscribe_url.strip() not in (
             href for link, href in zip(links, hrefs, strict=True) if link.tag == "a"):
         problems.append(Problem(
-            "error", f"no unsubscribe link to {unsubscribe_url}", path,
+            "error", "no link to the recipient's unsubscribe address", path,
             hint='add <a href="{{ links.unsubscribe }}">Unsubscribe</a>'))
     if postal_address is not None and _normal(postal_address) not in _normal(" ".join(
             root.xpath("//body//text()[not(ancestor::style) and not(ancestor::script)]"))):

@@ -12,16 +12,18 @@ ends. It is written with string joins and the C encoders of `binascii` instead o
   (`smtplib` included): the bytes returned are the message before dot-stuffing.
 - The boundary, "=_" and 24 hex digits of the SHA-256 of the Message-ID, cannot occur in
   quoted-printable text ("=" is always followed by hex digits or a line break there).
-- Header values from customer data cannot add headers: control characters become spaces (in a
-  display name, runs of spaces then become one and the ends are trimmed, as RFC 5322 reads a
-  phrase anyway). Text
-  that is not plain printable ASCII becomes RFC 2047 "B" encoded words split between
-  characters, each on a line of its own, so header lines stay within 78 characters (longer only
-  for an address, which cannot be folded, or a single word of an extra header that fits no line).
-  Subject and extra header values are unstructured text: whitespace between encoded words is
-  ignored, so a long value round-trips. A display name needing more than one encoded word (more
-  than 45 UTF-8 bytes) is decoded exactly by RFC 2047 readers, but Python 3.11's parser adds a
-  space between its encoded words (CPython gh-128110).
+- Header values from customer data cannot add headers: control characters (CR and LF included)
+  become spaces. In a display name whitespace runs then become one space and the ends are
+  trimmed, which is how RFC 5322 (and Python's parser) read a phrase anyway.
+- Plain printable ASCII is written raw: Subject and extra header values folded at spaces,
+  display names as atoms or as a quoted-string with \\ and " escaped. Other text becomes RFC 2047
+  "B" encoded words of at most 75 characters, split between characters, so header lines stay
+  within 78 characters (longer only for an address, which cannot be folded, or a word of an extra
+  header value too long for any line). Subject and extra header values are unstructured text,
+  where whitespace between encoded words is ignored, so long values read back exactly. In a
+  display name only the words that need it are encoded: Python 3.11's parser wrongly reads a
+  space between adjacent encoded words there (CPython gh-128110), which now happens only for a
+  run of more than 45 UTF-8 bytes of words needing encoding.
 - Addresses are written as given; a non-ASCII address is raw UTF-8 and needs SMTPUTF8.
 """
 
@@ -254,7 +256,7 @@ def _quoted_printable(text: str, has_from: bool) -> bytes:
     characters, which become the right escape afterwards, so line lengths stay right.
     """
     data = text.encode()
-    fixes = []
+    fixes: list[tuple[bytes, bytes]] = []
     if b"\r" in data:
         data = data.replace(b"\r", b"\xff")
         fixes.append((b"=FF", b"=0D"))

@@ -8,7 +8,7 @@ the reference the fast one must equal and as the benchmark's baseline.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -41,11 +41,16 @@ from engine.skeleton import (
 _PREVIEW_TAG = re.compile(r"<mj-preview\b", re.IGNORECASE)
 _HEAD_OPEN = re.compile(r"<mj-head\s*>", re.IGNORECASE)
 _MJML_OPEN = re.compile(r"<mjml\b[^>]*>", re.IGNORECASE)
+_OBJECT_NAME = re.compile(r"'([\w.]+) object'")
 _PREHEADER = "<mj-preview>{{ campaign.preheader }}</mj-preview>"
 
 
 class RenderError(EngineError):
-    """A template that does not compile, or fails for a recipient."""
+    """A template that does not compile, or fails for a recipient; `reason` leaves out who."""
+
+    def __init__(self, message: str, *, reason: str | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.reason = reason or message
 
 
 @dataclass(frozen=True)
@@ -70,13 +75,16 @@ def _date(context: Context, value: Any, style: str = "medium") -> str:
     return formatting.day(value, getattr(context.get("customer"), "locale", None), style)
 
 
-_SAFE_TYPES: set[type] = set()
+_SAFE_TYPES: dict[type, str] = {}
 
 
-def template_safe(cls: type) -> type:
-    """Mark a class whose public attributes templates may read without sandbox checks."""
-    _SAFE_TYPES.add(cls)
-    return cls
+def template_safe(name: str) -> Callable[[type], type]:
+    """Mark a class whose public attributes templates may read without sandbox checks; `name`
+    is what error messages call its objects."""
+    def register(cls: type) -> type:
+        _SAFE_TYPES[cls] = name
+        return cls
+    return register
 
 
 class _Sandbox(SandboxedEnvironment):
@@ -192,9 +200,17 @@ def _run(template: Template, context: Mapping[str, Any], name: str) -> str:
         path, line = _template_line(exc.__traceback__, name)
         customer = context.get("customer")
         who = f" for customer {customer.customer_id} <{customer.email}>" if customer else ""
-        message = getattr(exc, "message", None) or str(exc)
-        raise RenderError(f"{message}{who}", path=path, line=line,
-                          hint=_hint(exc)) from None
+        reason = _OBJECT_NAME.sub(_object_name, getattr(exc, "message", None) or str(exc))
+        raise RenderError(f"{reason}{who}", path=path, line=line, hint=_hint(exc),
+                          reason=reason) from None
+
+
+def _object_name(match: re.Match) -> str:
+    """'customer' for 'engine.context.CustomerView object' in Jinja's messages."""
+    for cls, name in _SAFE_TYPES.items():
+        if f"{cls.__module__}.{cls.__qualname__}" == match[1]:
+            return name
+    return match[0]
 
 
 def _template_line(traceback: TracebackType | None, name: str) -> tuple[str, int | None]:

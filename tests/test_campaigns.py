@@ -1,0 +1,171 @@
+"""Campaign files, `campaign preview` and `campaign check`, through the real command line."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from engine.tokens import Signer
+from tests.conftest import Workspace
+
+REPO = Path(__file__).resolve().parent.parent
+NOW = ("--now", "2026-11-01")
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Workspace:
+    """A copy of the example workspace on its own SQLite file (filled from the sample data)."""
+    root = tmp_path / "shop"
+    root.mkdir()
+    for name in ("campaign.toml", "segments.yaml"):
+        shutil.copy(REPO / name, root / name)
+    for name in ("campaigns", "templates", "data"):
+        shutil.copytree(REPO / name, root / name)
+    space = Workspace(root, f"sqlite:///{root / 'campaign.db'}")
+    assert space.run("db", "status").exit_code == 0
+    return space
+
+
+@pytest.mark.parametrize(("content", "where", "message"), [
+    ("subject: Hi\nsegment: garden_fan\ntemplate: spring.mjml\n",
+     "2:10", "unknown segment 'garden_fan' (did you mean 'garden_fans'?); segments in "
+     "segments.yaml: loyal_lapsed, big_spenders, garden_fans, active_vips, berliners, champions, "
+     "gold_members, recent_buyers, follow_up_due"),
+    ("subject: Hi\nsegment: garden_fans\ntemplate: sprong.mjml\n",
+     "3:11", "unknown template 'sprong.mjml' (did you mean 'spring.mjml'?); templates in "
+     "templates/: follow_up.mjml, spring.mjml, thank_you.mjml, winback.mjml"),
+    ("subject: Hi\nsegment: garden_fans\ntemplate: spring.mjml\ncoupon: {percent: 150}\n",
+     "4:19", "coupon 'percent' must be a number above 0 and at most 100, found 150 (int)"),
+    ("subject: Hi\nsegment: garden_fans\ntemplate: spring.mjml\n"
+     "coupon: {percent: 10, valid_for: soon}\n",
+     "4:34", "coupon 'valid_for': 'soon' is not a length of time (write e.g. 90 days, "
+     "12 weeks, 6 months or 1 year)"),
+    ("subject: Hi\nsegment: garden_fans\ntemplate: spring.mjml\ncoupon: {percnt: 10}\n",
+     "4:10", "unknown coupon option 'percnt' (did you mean 'percent'?); write it as "
+     "{percent: 15, valid_for: 30 days, prefix: SPRING}"),
+    ("subject: Hi\nsegment: garden_fans\ntemplate: spring.mjml\nfrom: news at shop\n",
+     "4:7", "'from' is not a valid sender address: 'news at shop'; write it as "
+     "\"Shop Name <news@shop.example>\""),
+    ("subjet: Hi\nsegment: garden_fans\ntemplate: spring.mjml\n",
+     "1:1", "unknown key 'subjet' (did you mean 'subject'?); campaign files take "
+     "description, subject, preheader, segment, template, from, coupon, recommendations, "
+     "recent_orders"),
+    ("subject: '{{ customer.name'\nsegment: garden_fans\ntemplate: spring.mjml\n",
+     "1:10", "'subject' is not a valid template: unexpected end of template, expected "
+     "'end of print statement'."),
+    ("subject: Hi\nsegment: {orders: {at_lest: 2}}\ntemplate: spring.mjml\n",
+     "2:20", "unknown option 'at_lest' for 'orders' (did you mean 'at_least'?)"),
+    ("subject: Hi\nsegment: garden_fans\ntemplate: spring.mjml\nrecommendations: 40\n",
+     "4:18", "'recommendations' must be a whole number from 0 to 12, found 40 (int)"),
+])
+def test_campaign_file_errors_are_located(shop, content, where, message):
+    shop.write("campaigns/bad.yaml", content)
+    result = shop.run("check", "bad", *NOW)
+    assert result.exit_code == 1
+    bad = shop.root / "campaigns" / "bad.yaml"
+    assert f"{bad}:{where}: error: {message}\n" in result.output, result.output
+
+
+def test_every_problem_of_a_campaign_file_is_listed(shop):
+    shop.write("campaigns/bad.yaml", "subject: Hi\nsegment: nobody\ntemplate: none.mjml\n")
+    result = shop.run("check", "bad", *NOW)
+    assert result.exit_code == 1
+    assert "bad.yaml:2:10: error: unknown segment 'nobody'" in result.output
+    assert "bad.yaml:3:11: error: unknown template 'none.mjml'" in result.output
+
+
+def test_unknown_campaign_suggests_the_closest(shop):
+    result = shop.run("preview", "sprin", *NOW)
+    assert result.exit_code == 1
+    assert "no campaign named 'sprin'" in result.output and "did you mean 'spring'" in result.output
+
+
+def test_the_example_workspace_checks_clean(shop):
+    result = shop.run("check", *NOW)
+    assert result.exit_code == 0, result.output
+    assert "Checked 4 campaigns and 80 emails: no errors, 1 warning." in result.output
+    assert "CAMPAIGN_SECRET_KEY is not set" in result.output
+
+
+def test_check_reports_template_mistakes_with_their_line(shop):
+    template = (shop.root / "templates" / "spring.mjml").read_text(encoding="utf-8")
+    template = template.replace("{{ customer.greeting_name }}", "{{ customer.greting_name }}")
+    template = template.replace("<mj-column>", "<mj-colum>", 1)
+    shop.write("templates/spring.mjml", template)
+    result = shop.run("check", "spring", *NOW)
+    assert result.exit_code == 1
+    spring = shop.root / "templates" / "spring.mjml"
+    assert f"{spring}:5: error: unknown MJML element <mj-colum>; did you mean <mj-column>?" \
+        in result.output
+    assert f"{spring}:6: error: customer has no attribute 'greting_name' for customer " \
+           "C0000003 <lenakoch@inbox.example>; check the spelling" in result.output
+    assert "the rendering failures above hit 19 more of the 20 emails checked" in result.output
+
+
+def test_check_reports_a_missing_unsubscribe_link_and_postal_address(shop):
+    footer = shop.root / "templates" / "_partials" / "footer.mjml"
+    footer.write_text(footer.read_text(encoding="utf-8").replace(
+        '<a href="{{ links.unsubscribe }}">Unsubscribe</a> &middot; ', "").replace(
+        "{{ shop.postal_address }}", ""), encoding="utf-8")
+    result = shop.run("check", "winback", *NOW)
+    assert result.exit_code == 1
+    winback = shop.root / "templates" / "winback.mjml"
+    assert result.output.count(
+        f"{winback}: error: no link to the recipient's unsubscribe address; add <a href=") == 1
+    assert f"{winback}: error: postal address 'Example Street 1, 10115 Berlin, Germany' is " \
+           "missing" in result.output
+
+
+def test_check_all_recipients_renders_the_whole_audience(shop):
+    result = shop.run("check", "winback", "--all-recipients", *NOW)
+    count = shop.run("segment", "count", "loyal_lapsed", *NOW)
+    assert result.exit_code == 0, result.output
+    assert f"Checked 1 campaign and {int(count.output):,} emails" in result.output
+
+
+def test_preview_renders_a_customer_by_email_or_id(shop, tmp_path):
+    by_email = shop.run("preview", "spring", "--customer", "LenaKoch@inbox.example", "--text",
+                        *NOW)
+    by_id = shop.run("preview", "spring", "--customer", "C0000003", "--text", *NOW)
+    assert by_email.exit_code == by_id.exit_code == 0, by_email.output
+    assert by_email.output == by_id.output
+    assert "Subject: Lena, spring picks for you" in by_email.output
+    assert "Hello Lena," in by_email.output and "4,50\xa0€" in by_email.output
+    out = tmp_path / "lena.html"
+    written = shop.run("preview", "spring", "--customer", "C0000003", "--out", str(out), *NOW)
+    assert written.exit_code == 0 and f"Wrote {out}" in written.output
+    html = out.read_text(encoding="utf-8")
+    assert html.startswith("<html") and "Hello Lena," in html
+
+
+def test_preview_of_an_unknown_customer_says_so(shop):
+    result = shop.run("preview", "spring", "--customer", "nobody@example.com", *NOW)
+    assert result.exit_code == 1
+    assert "no customer with email or customer id 'nobody@example.com'" in result.output
+
+
+def test_links_and_coupons_are_signed_and_stable(shop, monkeypatch):
+    def text(key: str | None) -> str:
+        if key:
+            monkeypatch.setenv("CAMPAIGN_SECRET_KEY", key)
+        else:
+            monkeypatch.delenv("CAMPAIGN_SECRET_KEY", raising=False)
+        result = shop.run("preview", "spring", "--customer", "C0000003", "--text", *NOW)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    first, again, other = text("key-one"), text("key-one"), text("key-two")
+    assert first == again
+    code = next(line for line in first.splitlines() if line.startswith("SPRING-"))
+    assert code not in other and code == Signer.from_secret("key-one").coupon_code(
+        "SPRING", "spring", 3)
+    token = first.split("/unsubscribe/")[1].split(")")[0]
+    signer = Signer.from_secret("key-one")
+    assert signer.verify("unsubscribe", token) == (3, "spring")
+    assert signer.verify("survey", token) is None
+    assert Signer.from_secret("key-two").verify("unsubscribe", token) is None
+    forged = token.replace("3.spring", "4.spring", 1)
+    assert signer.verify("unsubscribe", forged) is None
+    assert "signed with the public preview key" in text(None)
