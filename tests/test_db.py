@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine
 
+from engine import db
 from engine.schema import metadata
 from tests.conftest import BACKENDS, SETTINGS, Workspace
 
@@ -17,8 +18,10 @@ def test_new_sqlite_database_is_created_on_first_use_and_says_so(sqlite_workspac
     result = sqlite_workspace.run("db", "status")
     assert result.exit_code == 0, result.output
     path = sqlite_workspace.root / "campaign.db"
-    assert result.stderr == f"Created a new database at {path} (schema 0001).\n"
-    assert result.stdout == (f"Database: {path} (schema 0001)\n  customers: 0\n  products: 0\n"
+    head = db.head_revision()
+    assert head == "0002"
+    assert result.stderr == f"Created a new database at {path} (schema {head}).\n"
+    assert result.stdout == (f"Database: {path} (schema {head})\n  customers: 0\n  products: 0\n"
                              "  orders: 0\n  order items: 0\n")
     assert sqlite_workspace.run("db", "status").stderr == ""
 
@@ -65,8 +68,8 @@ def test_server_database_needs_an_explicit_upgrade(tmp_path, database_url):
                                   "'campaign db upgrade' to create it\n")
     result = space.run("db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert result.stdout.endswith("/test: schema upgraded from empty to revision 0001.\n")
-    assert space.run("db", "upgrade").stdout.endswith(": schema already at revision 0001.\n")
+    assert result.stdout.endswith("/test: schema upgraded from empty to revision 0002.\n")
+    assert space.run("db", "upgrade").stdout.endswith(": schema already at revision 0002.\n")
     assert space.run("db", "status").exit_code == 0
 
 
