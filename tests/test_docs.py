@@ -38,16 +38,21 @@ def test_readme_quickstart_runs_on_the_example_workspace(tmp_path, monkeypatch):
         else:
             shutil.copy(source, tmp_path / name)
     monkeypatch.chdir(tmp_path)
-    runner = CliRunner(env={"CAMPAIGN_DATABASE_URL": None, "CAMPAIGN_WORKSPACE": None})
+    runner = CliRunner(env={"CAMPAIGN_DATABASE_URL": None, "CAMPAIGN_WORKSPACE": None,
+                            "CAMPAIGN_SECRET_KEY": None})
+    outputs = {}
     for command in commands[1:]:
         words = shlex.split(command)
         assert words[0] == "campaign"
         result = runner.invoke(cli, words[1:], catch_exceptions=False)
         assert result.exit_code == 0, result.output
+        outputs[words[1]] = result
     with (REPO / "data" / "customers.csv").open(encoding="utf-8") as handle:
         expected = sum(1 for _ in csv.DictReader(handle))
-    assert f"customers: {expected:,}\n" in result.stdout
-    assert "Imported the sample purchase history from data/" in result.stderr
+    assert "Imported the sample purchase history from data/" in outputs["check"].stderr
+    assert "Checked 4 campaigns and 80 emails: no errors" in outputs["check"].output
+    assert "Subject: Lena, spring picks for you" in outputs["preview"].stderr
+    assert f"customers: {expected:,}\n" in outputs["db"].stdout
 
 
 def _all_commands(group: click.Group, prefix: tuple[str, ...] = ()):
