@@ -15,7 +15,7 @@ from engine.campaigns import CampaignError, campaign_names
 from engine.emails import CampaignEmails
 from engine.errors import EngineError
 from engine.lint import Problem, check_html, check_mjml_source
-from engine.render import RenderError
+from engine.render import RenderError, make_environment
 from engine.segments.definitions import load_segments
 from engine.segments.parser import SegmentError
 from engine.workspace import Workspace
@@ -32,6 +32,7 @@ class CheckReport:
     problems: list[Problem] = field(default_factory=list)
     campaigns: int = 0
     recipients: int = 0
+    templates: set[Path] = field(default_factory=set)
 
     @property
     def errors(self) -> list[Problem]:
@@ -65,7 +66,26 @@ def check_workspace(workspace: Workspace, connection: Connection, names: list[st
     for name in names or campaign_names(workspace):
         report.campaigns += 1
         _check_campaign(workspace, connection, name, now, all_recipients, progress, report)
+    if not names:
+        report.problems += _check_other_templates(workspace, report.templates)
     return report
+
+
+def _check_other_templates(workspace: Workspace, checked: set[Path]) -> list[Problem]:
+    """Templates no campaign uses (yet): MJML element names and Jinja syntax."""
+    problems = []
+    environment = make_environment(workspace.templates_dir, html=True)
+    for path in sorted(workspace.templates_dir.rglob("*.mjml")):
+        if path in checked:
+            continue
+        source = path.read_text(encoding="utf-8")
+        problems += check_mjml_source(source, str(path))
+        try:
+            environment.parse(source)
+        except TemplateSyntaxError as exc:
+            problems.append(Problem("error", f"template syntax error: {exc.message}",
+                                    path=str(path), line=exc.lineno))
+    return problems
 
 
 def _check_campaign(workspace: Workspace, connection: Connection, name: str, now: datetime,
@@ -81,7 +101,9 @@ def _check_campaign(workspace: Workspace, connection: Connection, name: str, now
         return
     template_path = workspace.templates_dir / emails.campaign.template
     for path in _template_files(workspace.templates_dir, emails.campaign.template):
-        report.problems += check_mjml_source(path.read_text(encoding="utf-8"), str(path))
+        if path not in report.templates:
+            report.templates.add(path)
+            report.problems += check_mjml_source(path.read_text(encoding="utf-8"), str(path))
     ids = emails.audience(None if all_recipients else SAMPLE_RECIPIENTS)
     if not ids:
         report.problems.append(Problem(

@@ -169,3 +169,16 @@ def test_links_and_coupons_are_signed_and_stable(shop, monkeypatch):
     forged = token.replace("3.spring", "4.spring", 1)
     assert signer.verify("unsubscribe", forged) is None
     assert "signed with the public preview key" in text(None)
+
+
+def test_check_also_reads_templates_no_campaign_uses(shop):
+    shop.write("templates/draft.mjml",
+               "<mjml><mj-body>\n<mj-sectoin>{% if x %}\n</mj-body></mjml>\n")
+    result = shop.run("check", *NOW)
+    assert result.exit_code == 1
+    draft = shop.root / "templates" / "draft.mjml"
+    assert f"{draft}:2: error: unknown MJML element <mj-sectoin>; did you mean <mj-section>?" \
+        in result.output
+    assert f"{draft}:2: error: template syntax error: Unexpected end of template. Jinja was " \
+           "looking for the following tags: 'elif' or 'else' or 'endif'." in result.output
+    assert "Checked 4 campaigns and 80 emails: 2 errors, 1 warning." in result.output
