@@ -91,3 +91,54 @@ coupons = Table(
     Column("expires_at", Moment, nullable=False),
     UniqueConstraint("campaign", "customer_id"),
 )
+
+runs = Table(
+    "runs", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign", String(100), nullable=False),
+    Column("status", String(16), nullable=False),       # running, stopped, finished
+    Column("evaluated_at", Moment, nullable=False),     # the "now" the audience was picked at
+    Column("started_at", Moment, nullable=False),
+    Column("finished_at", Moment),
+    Column("excluded", JSON, nullable=False),           # {"unsubscribed": 3, ...}
+    Column("note", String(500)),                        # why the run stopped, when it did
+    Index("ix_runs_campaign_status", "campaign", "status"),
+)
+
+# The send ledger: one row per run and customer, the source of truth and the work queue.
+deliveries = Table(
+    "deliveries", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("email", String(320), nullable=False),
+    Column("state", String(16), nullable=False),  # queued, sending, sent, failed, deferred, unknown
+    Column("attempts", Integer, nullable=False),
+    Column("message_id", String(255), nullable=False),
+    Column("last_error", String(500)),
+    Column("updated_at", Moment, nullable=False),
+    Column("sent_at", Moment),
+    UniqueConstraint("run_id", "customer_id"),
+    Index("ix_deliveries_run_id_state", "run_id", "state"),
+    Index("ix_deliveries_customer_id_sent_at", "customer_id", "sent_at"),
+)
+
+suppressions = Table(
+    "suppressions", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),   # lower case
+    Column("reason", String(32), nullable=False),    # unsubscribed, bounced, complaint, manual
+    Column("note", String(500)),
+    Column("created_at", Moment, nullable=False),
+)
+
+events = Table(
+    "events", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("customer_id", Integer, ForeignKey("customers.id")),
+    Column("campaign", String(100)),
+    Column("kind", String(32), nullable=False),      # unsubscribe, ...
+    Column("created_at", Moment, nullable=False),
+    Column("detail", JSON, nullable=False),
+    Index("ix_events_campaign_kind", "campaign", "kind"),
+)
