@@ -159,8 +159,12 @@ class _CampaignReader:
         return value
 
     def _audience(self, document: CommentedMap, where: dict) -> t.Condition:
-        value = document.get("segment")
-        if value is None:
+        if "segment" not in document:
+            return t.SegmentRef("")
+        value = document["segment"]
+        if value is None or (isinstance(value, str) and not value.strip()):
+            self.fail(where["segment"], "'segment' is empty; name a segment from segments.yaml "
+                                        "or write a condition")
             return t.SegmentRef("")
         segments_file = self.workspace.segments_file
         known = load_segments(segments_file, self.tiers) if segments_file.is_file() else {}
@@ -176,9 +180,9 @@ class _CampaignReader:
         return condition or t.SegmentRef("")
 
     def _template_file(self, document: CommentedMap, where: dict) -> str:
-        value = document.get("template")
-        if value is None:
+        if "template" not in document:
             return ""
+        value = document["template"]
         folder = self.workspace.templates_dir
         if not isinstance(value, str) or not value.endswith(".mjml") \
                 or value.startswith("/") or ".." in Path(value).parts:

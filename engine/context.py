@@ -161,7 +161,8 @@ class Recommender:
                     scores[other_id] += together
         chosen = [product_id for product_id, _ in
                   sorted(scores.items(), key=lambda item: (-item[1], item[0]))[:count]]
-        for pool in (self.best_by_category.get(favourite, []), self.best):
+        favourites = self.best_by_category.get(favourite, []) if favourite else []
+        for pool in (favourites, self.best):
             for product_id in pool:
                 if len(chosen) == count:
                     break

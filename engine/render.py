@@ -41,7 +41,7 @@ from engine.skeleton import (
 _PREVIEW_TAG = re.compile(r"<mj-preview\b", re.IGNORECASE)
 _HEAD_OPEN = re.compile(r"<mj-head\s*>", re.IGNORECASE)
 _MJML_OPEN = re.compile(r"<mjml\b[^>]*>", re.IGNORECASE)
-_OBJECT_NAME = re.compile(r"'([\w.]+) object'")
+_OBJECT_NAME = re.compile(r"'([\w.]+)' object|'([\w.]+) object'")
 _PREHEADER = "<mj-preview>{{ campaign.preheader }}</mj-preview>"
 
 
@@ -72,6 +72,9 @@ def _money(context: Context, amount: Any, currency: str | None = None) -> str:
 
 @pass_context
 def _date(context: Context, value: Any, style: str = "medium") -> str:
+    if value is None:
+        raise ValueError("the date filter got no date (the value is empty); guard it with "
+                         "{% if ... %}")
     return formatting.day(value, getattr(context.get("customer"), "locale", None), style)
 
 
@@ -207,8 +210,9 @@ def _run(template: Template, context: Mapping[str, Any], name: str) -> str:
 
 def _object_name(match: re.Match) -> str:
     """'customer' for 'engine.context.CustomerView object' in Jinja's messages."""
+    found = match[1] or match[2]
     for cls, name in _SAFE_TYPES.items():
-        if f"{cls.__module__}.{cls.__qualname__}" == match[1]:
+        if found in (f"{cls.__module__}.{cls.__qualname__}", cls.__qualname__):
             return name
     return match[0]
 
