@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import sys
 import tempfile
-from datetime import date, datetime
+import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import click
 from sqlalchemy import Engine
 
-from engine import bootstrap, db, sampledata, scaffold
+from engine import bootstrap, db, ledger, pipeline, sampledata, scaffold
+from engine import suppress as suppressions
 from engine.campaigns import CampaignError
 from engine.checks import SAMPLE_RECIPIENTS, check_workspace
 from engine.emails import CampaignEmails
 from engine.errors import EngineError, ImportFileError
 from engine.importer import KINDS, import_file
+from engine.pipeline import Audience
+from engine.plan import Plan, make_plan
 from engine.segments.export import FORMATS, write_members
 from engine.segments.members import Segments
 from engine.segments.parser import SegmentError
@@ -316,7 +320,8 @@ def segment_export(ctx: click.Context, name: str, file_format: str, output: Path
 
 
 def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+    plural = noun + ("es" if noun.endswith("s") else "s")
+    return f"{number:,} {noun if number == 1 else plural}"
 
 
 def _preview_key_warning(emails: CampaignEmails) -> None:
@@ -401,3 +406,223 @@ def check(ctx: click.Context, name: str | None, all_recipients: bool, now: datet
     if report.errors:
         raise click.ClickException(summary)
     click.echo(summary)
+
+
+@cli.command(name="send")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True,
+              help="Show the plan: audience, exclusions, every email rendered; send nothing.")
+@click.option("--outbox", type=click.Path(file_okay=False, path_type=Path),
+              help="With --dry-run: write each planned message as an .eml file here.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--limit", type=click.IntRange(1), help="Deliver at most this many messages now.")
+@click.option("--retry-failed", is_flag=True, help="Send the failed messages of the run again.")
+@click.option("--resend-unknown", is_flag=True,
+              help="Send again the messages whose delivery is unknown after a crash.")
+@click.option("--again", is_flag=True,
+              help="Start a new run although the last one finished (everyone gets it again).")
+@_now_option
+@click.pass_context
+def send_command(ctx: click.Context, name: str, dry_run: bool, outbox: Path | None, yes: bool,
+                 limit: int | None, retry_failed: bool, resend_unknown: bool, again: bool,
+                 now: datetime) -> None:
+    """Send campaign NAME (resuming its unfinished run), or show the plan with --dry-run."""
+    workspace = _workspace(ctx)
+    engine = _database(workspace)
+    if outbox and not dry_run:
+        raise click.UsageError("--outbox goes with --dry-run")
+    if dry_run:
+        with ProgressBars() as bars:
+            plan = make_plan(workspace, engine, name, now, outbox=outbox, progress=bars)
+        _echo_plan(plan, name, outbox)
+        return
+
+    def confirm(audience: Audience) -> bool:
+        _echo_audience(audience)
+        return yes or click.confirm(f"Send {audience.campaign} to "
+                                    f"{_count(audience.recipients, 'recipient')}?")
+
+    with SendProgress() as progress:
+        report = pipeline.send(workspace, engine, name, confirm=confirm, limit=limit,
+                               retry_failed=retry_failed, resend_unknown=resend_unknown,
+                               again=again, evaluated_at=now, progress=progress)
+    _echo_send_report(report, name)
+
+
+def _echo_audience(audience: Audience) -> None:
+    click.echo(f"Audience of {audience.campaign}: {_count(audience.recipients, 'recipient')}.")
+    for reason, count in audience.excluded.items():
+        click.echo(f"  left out, {reason}: {count:,}")
+
+
+def _echo_plan(plan: Plan, name: str, outbox: Path | None) -> None:
+    click.echo(f"Plan for {name} ({plan.campaign.segment_name or 'inline segment'}): "
+               f"{plan.members:,} in the segment, {_count(plan.recipients, 'recipient')}.")
+    for reason, count in plan.exclusions.as_dict().items():
+        click.echo(f"  left out, {reason}: {count:,}")
+    click.echo(f"Rendered {_count(plan.rendered, 'email')}"
+               + (f", {plan.failed:,} failed:" if plan.failed else "."))
+    for failure in plan.failures:
+        click.echo(f"  {failure}", err=True)
+    if plan.failed > len(plan.failures):
+        click.echo(f"  ... and {plan.failed - len(plan.failures):,} more", err=True)
+    if plan.sizes:
+        low, median, high, largest = (round(size / 1024, 1) for size in plan.size_summary())
+        click.echo(f"Message size: median {median} KB, 95% under {high} KB, "
+                   f"from {low} to {largest} KB.")
+        click.echo("Sample subjects:")
+        for subject in plan.subjects:
+            click.echo(f"  {subject}")
+    if outbox:
+        click.echo(f"Wrote {_count(plan.rendered, 'message')} to {outbox}/ (.eml files).")
+    if plan.preview_key:
+        click.echo("Note: CAMPAIGN_SECRET_KEY is not set; a real send needs it.", err=True)
+    click.echo(f"This was a dry run: nothing was sent or stored. To send: campaign send {name}")
+    if plan.failed:
+        raise click.ClickException(f"{_count(plan.failed, 'email')} failed to render; fix "
+                                   "them before sending")
+
+
+def _echo_send_report(report: pipeline.SendReport, name: str) -> None:
+    if report.cancelled:
+        click.echo("Nothing sent.")
+        return
+    run = report.run
+    if report.resumed:
+        click.echo(f"Resumed run {run.id} of {name}.")
+    if report.became_unknown:
+        click.echo(f"{_count(report.became_unknown, 'message')} of an interrupted send may or "
+                   "may not have been delivered: marked unknown, not sent again (see "
+                   "--resend-unknown).", err=True)
+    click.echo(f"Run {run.id}: delivered {report.delivered:,}, failed {report.failed:,}, "
+               f"deferred {report.deferred:,} now.")
+    states = ", ".join(f"{state} {count:,}" for state, count in sorted(report.states.items()))
+    click.echo(f"Ledger of run {run.id}: {states}.")
+    if report.stopped:
+        raise click.ClickException(f"{report.stopped}; fix the cause, then run "
+                                   f"'campaign send {name}' to resume")
+    left = sum(report.states.get(state, 0) for state in ("queued", "deferred"))
+    if left:
+        click.echo(f"{left:,} messages are still to send: run 'campaign send {name}' again.")
+
+
+class SendProgress(ProgressBars):
+    """Delivery progress on a terminal: sent, failed, rate and time left."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = time.monotonic()
+
+    def __call__(self, sent: int, failed: int, total: int) -> None:
+        super().__call__("sending", sent + failed, total)
+        if self.bar is not None:
+            rate = (sent + failed) / max(time.monotonic() - self.started, 0.001)
+            self.bar.label = f"Sending ({sent:,} sent, {failed:,} failed, {rate:,.0f}/s)"
+
+
+@cli.command(name="test-send")
+@click.argument("name")
+@click.option("--to", "to", required=True, metavar="ADDRESS", help="Where to send the test.")
+@click.option("--as", "who", metavar="EMAIL|ID",
+              help="Render as this customer (default: the first of the audience).")
+@_now_option
+@click.pass_context
+def test_send(ctx: click.Context, name: str, to: str, who: str | None, now: datetime) -> None:
+    """Send one rendered email of campaign NAME to ADDRESS (the ledger is not touched)."""
+    workspace = _workspace(ctx)
+    engine = _database(workspace)
+    outcome = pipeline.test_send(workspace, engine, name, to, who, now)
+    if outcome.status != "sent":
+        raise click.ClickException(f"{to}: not delivered ({outcome.code or ''} "
+                                   f"{outcome.detail})".replace("( ", "("))
+    click.echo(f"Sent a test of {name} to {to}.")
+
+
+@cli.command()
+@click.pass_context
+def runs(ctx: click.Context) -> None:
+    """Every send run with its deliveries by state."""
+    workspace = _workspace(ctx)
+    engine = _database(workspace)
+    with engine.connect() as connection:
+        found = ledger.all_runs(connection)
+    rows = [(str(run.id), run.campaign, run.status, run.started_at.strftime("%Y-%m-%d %H:%M"),
+             *(f"{states.get(state, 0):,}" for state in ledger.STATES))
+            for run, states in found]
+    _echo_table(("RUN", "CAMPAIGN", "STATUS", "STARTED (UTC)",
+                 *(state.upper() for state in ledger.STATES)), rows, right=set(range(4, 10)))
+
+
+@cli.group()
+def suppress() -> None:
+    """Addresses that never get mail (unsubscribes, bounces, complaints, by hand)."""
+
+
+@suppress.command(name="add")
+@click.argument("addresses", nargs=-1, required=True)
+@click.option("--note", help="Why (kept with the suppression).")
+@click.pass_context
+def suppress_add(ctx: click.Context, addresses: tuple[str, ...], note: str | None) -> None:
+    """Suppress ADDRESSES."""
+    engine = _database(_workspace(ctx))
+    with engine.begin() as connection:
+        added = sum(suppressions.suppress_address(connection, address, "manual", note,
+                                                  _utcnow()) for address in addresses)
+    click.echo(f"Suppressed {_count(added, 'address')}"
+               + (f" ({len(addresses) - added:,} already were)." if added < len(addresses)
+                  else "."))
+
+
+@suppress.command(name="remove")
+@click.argument("addresses", nargs=-1, required=True)
+@click.pass_context
+def suppress_remove(ctx: click.Context, addresses: tuple[str, ...]) -> None:
+    """Lift the suppression of ADDRESSES."""
+    engine = _database(_workspace(ctx))
+    with engine.begin() as connection:
+        removed = sum(suppressions.unsuppress_address(connection, a) for a in addresses)
+    click.echo(f"Removed {_count(removed, 'suppression')}.")
+
+
+@suppress.command(name="list")
+@click.pass_context
+def suppress_list(ctx: click.Context) -> None:
+    """Every suppressed address with reason and date."""
+    engine = _database(_workspace(ctx))
+    with engine.connect() as connection:
+        rows = [(s.email, s.reason, s.created_at.strftime("%Y-%m-%d"), s.note or "")
+                for s in suppressions.listed(connection)]
+    _echo_table(("EMAIL", "REASON", "SINCE", "NOTE"), rows, right=set())
+
+
+@suppress.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--reason", type=click.Choice(suppressions.REASONS), default="manual",
+              show_default=True, help="Reason recorded for these addresses.")
+@click.pass_context
+def suppress_import(ctx: click.Context, file: Path, reason: str) -> None:
+    """Suppress every address in FILE (one per line, or a CSV with an 'email' column)."""
+    engine = _database(_workspace(ctx))
+    addresses = suppressions.read_addresses(file)
+    with engine.begin() as connection:
+        added = sum(suppressions.suppress_address(connection, address, reason,
+                                                  f"imported from {file.name}", _utcnow())
+                    for address in addresses)
+    click.echo(f"Suppressed {_count(added, 'address')} from {file} "
+               f"({len(addresses) - added:,} already were).")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on.")
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int) -> None:
+    """Serve one-click unsubscribe and view-online links (production WSGI server)."""
+    workspace = _workspace(ctx)
+    from engine.web import serve as serve_web
+    serve_web(workspace, _database(workspace), host, port, _notify)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

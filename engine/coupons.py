@@ -45,3 +45,15 @@ class CouponBook:
         return {customer_id: stored.get(customer_id) or Coupon(
             self.signer.coupon_code(self.spec.prefix, self.campaign, customer_id),
             self.spec.percent, expires_at) for customer_id in customer_ids}
+
+    def issue(self, connection: Connection, issued: dict[int, Coupon], now: datetime) -> None:
+        """Store the coupons not stored yet; a real send calls this before delivering them."""
+        known = set(connection.execute(
+            select(coupons.c.customer_id).where(coupons.c.campaign == self.campaign,
+                                                coupons.c.customer_id.in_(list(issued))))
+            .scalars())
+        rows = [{"campaign": self.campaign, "customer_id": customer_id, "code": coupon.code,
+                 "percent": coupon.percent, "issued_at": now, "expires_at": coupon.expires_at}
+                for customer_id, coupon in issued.items() if customer_id not in known]
+        if rows:
+            connection.execute(coupons.insert(), rows)

@@ -38,12 +38,18 @@ class Shop:
 @dataclass(frozen=True)
 class Sender:
     from_address: str = ""
+    unsubscribe_mailto: str = ""      # List-Unsubscribe mailto: address (default: the sender)
 
 
 @dataclass(frozen=True)
 class Sending:
     rate: float = 50.0
     connections: int = 4
+    per_connection: int = 100         # messages per SMTP connection before it is renewed
+    timeout: float = 30.0             # seconds for connecting and for every SMTP command
+    stop_after_failures: int = 20     # consecutive failed messages that stop a run
+    cap_emails: int | None = None     # frequency cap: at most this many campaign emails...
+    cap_within: Span | None = None    # ...per customer within this span
 
 
 @dataclass(frozen=True)
@@ -228,19 +234,45 @@ def _shop(reader: _TomlReader) -> Shop:
 
 
 def _sender(reader: _TomlReader) -> Sender:
-    table = reader.table("sender", {"from"})
+    table = reader.table("sender", {"from", "unsubscribe_mailto"})
     value = reader.text("sender", table, "from", "")
     if value and "@" not in parseaddr(value)[1]:
         raise reader.error("sender", "from", f"'from' {value!r} holds no email address",
                            'write it as from = "Shop Name <news@shop.example>"')
-    return Sender(from_address=value)
+    mailto = reader.text("sender", table, "unsubscribe_mailto", "")
+    if mailto and not re.fullmatch(r"[^@\s<>]+@[^@\s<>]+", mailto):
+        raise reader.error("sender", "unsubscribe_mailto",
+                           f"'unsubscribe_mailto' {mailto!r} is not an email address",
+                           'write it as unsubscribe_mailto = "unsubscribe@shop.example"')
+    return Sender(from_address=value, unsubscribe_mailto=mailto)
 
 
 def _sending(reader: _TomlReader) -> Sending:
-    table = reader.table("sending", {"rate", "connections"})
-    return Sending(rate=reader.number("sending", table, "rate", Sending.rate),
-                   connections=reader.number("sending", table, "connections",
-                                             Sending.connections, int))
+    table = reader.table("sending", {"rate", "connections", "per_connection", "timeout",
+                                     "stop_after_failures", "frequency_cap"})
+    cap = table.get("frequency_cap")
+    cap_emails, cap_within = None, None
+    if cap is not None:
+        example = 'frequency_cap = "2 per 7 days"'
+        found = re.fullmatch(r"\s*(\d+)\s+per\s+(.+)", cap) if isinstance(cap, str) else None
+        try:
+            cap_within = parse_span(found[2]) if found else None
+        except ValueError:
+            cap_within = None
+        if not found or cap_within is None or int(found[1]) < 1:
+            raise reader.error("sending", "frequency_cap",
+                               f"'frequency_cap' {cap!r} is not 'N per SPAN'",
+                               f"write it as {example} (at most 2 campaign emails a week)")
+        cap_emails = int(found[1])
+    return Sending(
+        rate=reader.number("sending", table, "rate", Sending.rate),
+        connections=reader.number("sending", table, "connections", Sending.connections, int),
+        per_connection=reader.number("sending", table, "per_connection", Sending.per_connection,
+                                     int),
+        timeout=reader.number("sending", table, "timeout", Sending.timeout),
+        stop_after_failures=reader.number("sending", table, "stop_after_failures",
+                                          Sending.stop_after_failures, int),
+        cap_emails=cap_emails, cap_within=cap_within)
 
 
 def _dkim(reader: _TomlReader) -> Dkim:

@@ -40,6 +40,11 @@ def load_yaml(path: Path) -> Any:
         line, column, problem = _where(text, exc)
         raise WorkspaceError(f"not valid YAML: {problem}", path=path, line=line, column=column,
                              hint="check the indentation and quoting around this place") from None
+    except TypeError:  # ruamel cannot use a mapping or list as a mapping key
+        raise WorkspaceError("not valid YAML here: a mapping key is itself a mapping or list",
+                             path=path, line=1, column=1,
+                             hint="keys must be plain names; check for '{' or '[' before a ':'"
+                             ) from None
 
 
 def _where(text: str, exc: BaseException) -> tuple[int, int, str]:

@@ -8,6 +8,7 @@ answers, unless CAMPAIGN_REQUIRE_DATABASES=1 (set by .ci/run), which turns a ski
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,3 +132,39 @@ def sqlite_workspace(tmp_path: Path) -> Workspace:
     root.mkdir()
     (root / "campaign.toml").write_text(SETTINGS, encoding="utf-8")
     return Workspace(root, f"sqlite:///{root / 'campaign.db'}")
+
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLE_FILES = ("campaign.toml", "segments.yaml", "campaigns", "templates", "data")
+
+
+def copy_example(root: Path) -> None:
+    """Copy the repository's example workspace files into `root`."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in EXAMPLE_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, root / name)
+        else:
+            shutil.copy(source, root / name)
+
+
+@pytest.fixture
+def example_shop(tmp_path: Path) -> Workspace:
+    """A copy of the example workspace on its own SQLite file, filled from the sample data."""
+    root = tmp_path / "shop"
+    copy_example(root)
+    space = Workspace(root, f"sqlite:///{root / 'campaign.db'}")
+    assert space.run("db", "status").exit_code == 0
+    return space
+
+
+@pytest.fixture(scope="session")
+def seeded_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example workspace's sample history in a SQLite file, imported once per session."""
+    from engine.bootstrap import open_database
+    from engine.workspace import open_workspace
+    path = tmp_path_factory.mktemp("seeded") / "campaign.db"
+    settings = open_workspace(REPO, environ={"CAMPAIGN_DATABASE_URL": f"sqlite:///{path}"}).settings
+    open_database(settings, lambda _message: None).dispose()
+    return path

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,17 +14,8 @@ NOW = ("--now", "2026-11-01")
 
 
 @pytest.fixture
-def shop(tmp_path: Path) -> Workspace:
-    """A copy of the example workspace on its own SQLite file (filled from the sample data)."""
-    root = tmp_path / "shop"
-    root.mkdir()
-    for name in ("campaign.toml", "segments.yaml"):
-        shutil.copy(REPO / name, root / name)
-    for name in ("campaigns", "templates", "data"):
-        shutil.copytree(REPO / name, root / name)
-    space = Workspace(root, f"sqlite:///{root / 'campaign.db'}")
-    assert space.run("db", "status").exit_code == 0
-    return space
+def shop(example_shop: Workspace) -> Workspace:
+    return example_shop
 
 
 @pytest.mark.parametrize(("content", "where", "message"), [

@@ -49,7 +49,9 @@ def test_readme_quickstart_runs_on_the_example_workspace(tmp_path, monkeypatch):
         outputs[words[1]] = result
     with (REPO / "data" / "customers.csv").open(encoding="utf-8") as handle:
         expected = sum(1 for _ in csv.DictReader(handle))
-    assert "Imported the sample purchase history from data/" in outputs["check"].stderr
+    assert "Imported the sample purchase history from data/" in outputs["send"].stderr
+    assert outputs["send"].stdout.startswith("Plan for spring (garden_fans): ")
+    assert "This was a dry run: nothing was sent or stored." in outputs["send"].stdout
     assert "Checked 4 campaigns and 80 emails: no errors" in outputs["check"].output
     assert "Subject: Lena, spring picks for you" in outputs["preview"].stderr
     assert f"customers: {expected:,}\n" in outputs["db"].stdout

@@ -56,13 +56,6 @@ def _quiet(_message: str) -> None:
     """A notify callback that drops the message."""
 
 
-@pytest.fixture(scope="session")
-def seeded_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The example workspace's sample history in a SQLite file, imported once per session."""
-    path = tmp_path_factory.mktemp("seeded") / "campaign.db"
-    settings = open_workspace(REPO, environ={"CAMPAIGN_DATABASE_URL": f"sqlite:///{path}"}).settings
-    open_database(settings, _quiet).dispose()
-    return path
 
 
 @pytest.fixture

@@ -1,0 +1,161 @@
+"""The send ledger: one row per run and customer, the source of truth and the work queue.
+
+A delivery moves queued -> sending -> sent | failed | deferred. It is marked `sending` (and
+committed) before its message goes to the SMTP server, and gets its outcome right after; so
+after a crash the only rows in doubt are those still `sending`, which become `unknown` when
+the run is resumed, and are sent again only when asked to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from engine.schema import deliveries, runs
+
+STATES = ("queued", "sending", "sent", "failed", "deferred", "unknown")
+OPEN = ("running", "stopped")
+INSERT_CHUNK = 1000
+ERROR_LENGTH = 500
+
+
+@dataclass(frozen=True)
+class Run:
+    id: int
+    campaign: str
+    status: str
+    evaluated_at: datetime
+    started_at: datetime
+    finished_at: datetime | None
+    excluded: dict[str, int]
+    note: str | None
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery taken from the queue: who, and the Message-ID its message carries."""
+
+    id: int
+    customer_id: int
+    email: str
+    message_id: str
+
+
+@dataclass(frozen=True)
+class Result:
+    """What happened to one delivery."""
+
+    id: int
+    state: str                 # sent, failed or deferred (or unknown)
+    detail: str = ""
+
+
+def _run(row) -> Run:
+    return Run(row.id, row.campaign, row.status, row.evaluated_at, row.started_at,
+               row.finished_at, dict(row.excluded or {}), row.note)
+
+
+def open_run(connection: Connection, campaign: str) -> Run | None:
+    """The campaign's unfinished run, if there is one."""
+    row = connection.execute(select(runs).where(runs.c.campaign == campaign,
+                                                runs.c.status.in_(OPEN))
+                             .order_by(runs.c.id.desc()).limit(1)).first()
+    return _run(row) if row else None
+
+
+def latest_run(connection: Connection, campaign: str) -> Run | None:
+    row = connection.execute(select(runs).where(runs.c.campaign == campaign)
+                             .order_by(runs.c.id.desc()).limit(1)).first()
+    return _run(row) if row else None
+
+
+def create_run(connection: Connection, campaign: str, evaluated_at: datetime, now: datetime,
+               recipients: Iterable[tuple[int, str]], message_id, excluded) -> Run:
+    """A new run with every recipient queued (inserted in chunks, in the caller's transaction).
+
+    `message_id(run_id, customer_id)` names each message; `excluded()` gives the counts of
+    left-out members once the recipients are consumed.
+    """
+    run_id = connection.execute(insert(runs).values(
+        campaign=campaign, status="running", evaluated_at=evaluated_at, started_at=now,
+        excluded={})).inserted_primary_key[0]
+    chunk: list[dict] = []
+    for customer_id, email in recipients:
+        chunk.append({"run_id": run_id, "customer_id": customer_id, "email": email,
+                      "state": "queued", "attempts": 0, "updated_at": now,
+                      "message_id": message_id(run_id, customer_id)})
+        if len(chunk) == INSERT_CHUNK:
+            connection.execute(insert(deliveries), chunk)
+            chunk = []
+    if chunk:
+        connection.execute(insert(deliveries), chunk)
+    connection.execute(update(runs).where(runs.c.id == run_id).values(excluded=excluded()))
+    return _run(connection.execute(select(runs).where(runs.c.id == run_id)).one())
+
+
+def move(connection: Connection, run: Run, from_states: Iterable[str], to_state: str,
+         now: datetime) -> int:
+    """Move every delivery of the run in `from_states` to `to_state`; how many moved."""
+    return connection.execute(
+        update(deliveries).where(deliveries.c.run_id == run.id,
+                                 deliveries.c.state.in_(list(from_states)))
+        .values(state=to_state, updated_at=now)).rowcount
+
+
+def claim(connection: Connection, run: Run, limit: int, now: datetime) -> list[Claimed]:
+    """Up to `limit` queued deliveries, marked `sending` (commit before sending them)."""
+    rows = connection.execute(
+        select(deliveries.c.id, deliveries.c.customer_id, deliveries.c.email,
+               deliveries.c.message_id)
+        .where(deliveries.c.run_id == run.id, deliveries.c.state == "queued")
+        .order_by(deliveries.c.id).limit(limit)).all()
+    if rows:
+        connection.execute(update(deliveries)
+                           .where(deliveries.c.id.in_([row.id for row in rows]))
+                           .values(state="sending", attempts=deliveries.c.attempts + 1,
+                                   updated_at=now))
+    return [Claimed(*row) for row in rows]
+
+
+def record(connection: Connection, results: Iterable[Result], now: datetime) -> None:
+    """Store each delivery's outcome."""
+    for result in results:
+        values = {"state": result.state, "updated_at": now,
+                  "last_error": result.detail[:ERROR_LENGTH] or None}
+        if result.state == "sent":
+            values["sent_at"] = now
+        connection.execute(update(deliveries).where(deliveries.c.id == result.id)
+                           .values(**values))
+
+
+def delivery_email(connection: Connection, delivery_id: int) -> str:
+    return connection.execute(select(deliveries.c.email)
+                              .where(deliveries.c.id == delivery_id)).scalar_one()
+
+
+def counts(connection: Connection, run_id: int) -> dict[str, int]:
+    """Deliveries of a run by state."""
+    return dict(connection.execute(
+        select(deliveries.c.state, func.count()).where(deliveries.c.run_id == run_id)
+        .group_by(deliveries.c.state)).all())
+
+
+def close(connection: Connection, run: Run, status: str, now: datetime,
+          note: str | None = None) -> None:
+    """Mark the run finished or stopped (with why)."""
+    connection.execute(update(runs).where(runs.c.id == run.id).values(
+        status=status, note=note, finished_at=now if status == "finished" else None))
+
+
+def all_runs(connection: Connection) -> list[tuple[Run, dict[str, int]]]:
+    """Every run, newest first, with its deliveries by state."""
+    found = [_run(row) for row in connection.execute(select(runs).order_by(runs.c.id.desc()))]
+    by_run: dict[int, dict[str, int]] = {run.id: {} for run in found}
+    for run_id, state, count in connection.execute(
+            select(deliveries.c.run_id, deliveries.c.state, func.count())
+            .group_by(deliveries.c.run_id, deliveries.c.state)):
+        by_run.setdefault(run_id, {})[state] = count
+    return [(run, by_run[run.id]) for run in found]

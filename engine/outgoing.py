@@ -1,0 +1,40 @@
+"""A rendered email turned into the message that goes out: headers, unsubscribe, signature."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from email.utils import parseaddr
+from typing import Any
+
+from engine.dkim import DkimSigner, unsubscribe_headers
+from engine.message import Envelope, build_message, message_id, needs_smtputf8
+from engine.render import Email
+from engine.settings import Settings
+
+
+class MessageMaker:
+    """Builds each recipient's complete message for one campaign (and run)."""
+
+    def __init__(self, settings: Settings, campaign: str, from_address: str,
+                 dkim: DkimSigner | None = None) -> None:
+        self.campaign = campaign
+        self.from_name, self.from_address = parseaddr(from_address)
+        self.domain = self.from_address.rpartition("@")[2]
+        self.mailto = settings.sender.unsubscribe_mailto or self.from_address
+        self.dkim = dkim
+
+    def message_id(self, salt: str, customer_id: int) -> str:
+        return message_id(self.campaign, customer_id, self.domain, salt)
+
+    def make(self, context: dict[str, Any], email: Email, message_id: str,
+             sent_at: datetime) -> tuple[bytes, bool]:
+        """The message bytes, and whether sending it needs SMTPUTF8."""
+        customer = context["customer"]
+        envelope = Envelope(
+            self.from_name, self.from_address, customer.name, customer.email, email.subject,
+            message_id, sent_at.replace(tzinfo=UTC) if sent_at.tzinfo is None else sent_at,
+            unsubscribe_headers(context["links"].unsubscribe, self.mailto))
+        data = build_message(envelope, email.text, email.html)
+        if self.dkim is not None:
+            data = self.dkim.sign(data)
+        return data, needs_smtputf8(envelope)

@@ -1,0 +1,222 @@
+"""`campaign send` against a real SMTP server: the ledger, resuming, faults, suppressions."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from cli import cli
+from tests.smtp_servers import Recorder, rejected, smtp_server, temporary, user_unknown
+
+REPO = Path(__file__).resolve().parent.parent
+NOW = ("--now", "2026-11-01")
+IDS = ", ".join(f"C{number:07d}" for number in range(1, 11))
+SEGMENT = f"  first_ten:\n    customer: {{customer_id: [{IDS}]}}\n"
+CAMPAIGN = ("subject: \"{{ customer.first_name }}, news\"\nsegment: first_ten\n"
+            "template: winback.mjml\ncoupon: {percent: 10}\n")
+
+
+class Shop:
+    """A copy of the example workspace on SQLite with a ten-customer campaign, `ten`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        for name in ("campaign.toml", "data", "campaigns", "templates"):
+            source = REPO / name
+            (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
+        (root / "segments.yaml").write_text(
+            (REPO / "segments.yaml").read_text(encoding="utf-8") + SEGMENT, encoding="utf-8")
+        (root / "campaigns" / "ten.yaml").write_text(CAMPAIGN, encoding="utf-8")
+        self.smtp_url = ""
+        self.extra: dict[str, str] = {}
+
+    def run(self, *args: str, input: str | None = None) -> Result:
+        env = {"CAMPAIGN_WORKSPACE": str(self.root), "CAMPAIGN_DATABASE_URL": None,
+               "CAMPAIGN_SECRET_KEY": "test-secret", "CAMPAIGN_SMTP_URL": self.smtp_url,
+               **self.extra}
+        return CliRunner(env=env).invoke(cli, list(args), input=input, catch_exceptions=False)
+
+    def rows(self, sql: str) -> list[tuple]:
+        from sqlalchemy import create_engine, text
+        engine = create_engine(f"sqlite:///{self.root / 'campaign.db'}")
+        try:
+            with engine.begin() as connection:
+                result = connection.execute(text(sql))
+                return [tuple(row) for row in result] if result.returns_rows else []
+        finally:
+            engine.dispose()
+
+    def addresses(self) -> list[str]:
+        return [address for (address,) in self.rows(
+            "SELECT email FROM customers WHERE external_id <= 'C0000010' AND subscribed "
+            "ORDER BY id")]
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Shop:
+    space = Shop(tmp_path)
+    assert space.run("db", "status").exit_code == 0
+    return space
+
+
+def _states(shop: Shop) -> dict[str, int]:
+    return dict(shop.rows("SELECT state, count(*) FROM deliveries GROUP BY state"))
+
+
+def test_a_send_delivers_each_recipient_once_and_records_it(shop):
+    recorder = Recorder()
+    with smtp_server(recorder) as server:
+        shop.smtp_url = server.url()
+        result = shop.run("send", "ten", *NOW, input="y\n")
+        again = shop.run("send", "ten", "--yes", *NOW)
+    assert result.exit_code == 0, result.output
+    addresses = shop.addresses()
+    assert f"Audience of ten: {len(addresses)} recipients." in result.output
+    assert f"Send ten to {len(addresses)} recipients? [y/N]: y" in result.output
+    assert f"Run 1: delivered {len(addresses)}, failed 0, deferred 0 now." in result.output
+    assert all(recorder.received(address) == 1 for address in addresses)
+    assert len(recorder.deliveries) == len(addresses)
+    assert _states(shop) == {"sent": len(addresses)}
+    assert shop.rows("SELECT status FROM runs") == [("finished",)]
+    assert shop.rows("SELECT count(*) FROM coupons WHERE campaign = 'ten'") == [(len(addresses),)]
+    assert again.exit_code == 1 and "was sent completely in run 1" in again.output
+    message = email.message_from_bytes(recorder.contents(addresses[0])[0],
+                                       policy=email.policy.default)
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert message["List-Unsubscribe"].startswith("<https://greenshop.example/unsubscribe/")
+    assert message["To"].addresses[0].addr_spec == addresses[0]
+    code = shop.rows(f"SELECT code FROM coupons, customers WHERE customers.id = "
+                     f"coupons.customer_id AND customers.email = '{addresses[0]}'")[0][0]
+    assert code in message.get_body(("plain",)).get_content()
+
+
+def test_declining_the_confirmation_sends_nothing(shop):
+    with smtp_server() as server:
+        shop.smtp_url = server.url()
+        result = shop.run("send", "ten", *NOW, input="n\n")
+        assert server.handler.deliveries == []
+    assert result.exit_code == 0 and "Nothing sent." in result.output
+    assert shop.rows("SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_limit_sends_part_and_a_rerun_resumes_without_sending_twice(shop):
+    recorder = Recorder()
+    with smtp_server(recorder) as server:
+        shop.smtp_url = server.url()
+        first = shop.run("send", "ten", "--yes", "--limit", "3", *NOW)
+        second = shop.run("send", "ten", "--yes", *NOW)
+    addresses = shop.addresses()
+    assert first.exit_code == 0 and "delivered 3," in first.output
+    assert f"{len(addresses) - 3} messages are still to send" in first.output
+    assert second.exit_code == 0 and "Resumed run 1 of ten." in second.output
+    assert all(recorder.received(address) == 1 for address in addresses)
+    assert _states(shop) == {"sent": len(addresses)}
+
+
+def test_after_a_crash_in_flight_messages_are_unknown_and_resent_only_when_asked(shop):
+    recorder = Recorder()
+    with smtp_server(recorder) as server:
+        shop.smtp_url = server.url()
+        assert shop.run("send", "ten", "--yes", "--limit", "4", *NOW).exit_code == 0
+        # A crash leaves the claimed rows 'sending': simulate two of them.
+        shop.rows("UPDATE deliveries SET state = 'sending' WHERE id IN "
+                  "(SELECT id FROM deliveries WHERE state = 'queued' ORDER BY id LIMIT 2)")
+        resumed = shop.run("send", "ten", "--yes", *NOW)
+        assert "2 messages of an interrupted send may or may not have been delivered" \
+            in resumed.output
+        assert _states(shop) == {"sent": len(shop.addresses()) - 2, "unknown": 2}
+        assert shop.rows("SELECT status FROM runs") == [("running",)]
+        unknown = [a for (a,) in shop.rows("SELECT email FROM deliveries WHERE state='unknown'")]
+        assert all(recorder.received(address) == 0 for address in unknown)
+        final = shop.run("send", "ten", "--yes", "--resend-unknown", *NOW)
+    assert final.exit_code == 0, final.output
+    assert all(recorder.received(address) == 1 for address in shop.addresses())
+    assert shop.rows("SELECT status FROM runs") == [("finished",)]
+
+
+def test_transient_faults_end_delivered_once_and_unknown_users_are_suppressed(shop):
+    addresses = shop.addresses()
+    recorder = Recorder(faults={addresses[0]: temporary(times=1),
+                                addresses[1]: user_unknown(),
+                                addresses[2]: rejected()})
+    with smtp_server(recorder) as server:
+        shop.smtp_url = server.url()
+        result = shop.run("send", "ten", "--yes", *NOW)
+        retry = shop.run("send", "ten", "--yes", "--retry-failed", *NOW)
+        plan = shop.run("send", "ten", "--dry-run", *NOW)
+    assert result.exit_code == 0, result.output
+    assert recorder.received(addresses[0]) == 1
+    assert recorder.received(addresses[1]) == recorder.received(addresses[2]) == 0
+    assert f"delivered {len(addresses) - 2}, failed 2," in result.output
+    assert shop.rows("SELECT email, reason FROM suppressions") == [(addresses[1], "bounced")]
+    failed = dict(shop.rows("SELECT email, last_error FROM deliveries WHERE state='failed'"))
+    assert failed[addresses[1]].startswith("550 ") and failed[addresses[2]].startswith("554 ")
+    assert retry.exit_code == 0 and "failed 2," in retry.output  # still refused
+    assert "left out, suppressed: 1" in plan.output
+
+
+def test_a_run_stops_after_consecutive_failures_and_can_be_resumed(shop):
+    settings = shop.root / "campaign.toml"
+    settings.write_text(settings.read_text(encoding="utf-8").replace(
+        "connections = 4\n", "connections = 1\nstop_after_failures = 3\n"), encoding="utf-8")
+    refusing = Recorder(faults={address: rejected() for address in shop.addresses()})
+    with smtp_server(refusing) as server:
+        shop.smtp_url = server.url()
+        stopped = shop.run("send", "ten", "--yes", *NOW)
+    assert stopped.exit_code == 1
+    assert "stopped after 3 failed messages in a row" in stopped.output
+    assert "run 'campaign send ten' to resume" in stopped.output
+    assert shop.rows("SELECT status FROM runs") == [("stopped",)]
+    assert _states(shop).get("queued", 0) >= len(shop.addresses()) - 3 - 2
+    with smtp_server() as server:
+        shop.smtp_url = server.url()
+        resumed = shop.run("send", "ten", "--yes", "--retry-failed", *NOW)
+        delivered = server.handler.deliveries
+    assert resumed.exit_code == 0, resumed.output
+    assert sorted(d.recipients[0] for d in delivered) == sorted(shop.addresses())
+
+
+def test_smtp_problems_stop_at_once_with_where_and_what(shop):
+    shop.smtp_url = "smtp://127.0.0.1:1"
+    result = shop.run("send", "ten", "--yes", *NOW)
+    assert result.exit_code == 1
+    assert "127.0.0.1:1: " in result.output
+    shop.smtp_url = ""
+    assert "CAMPAIGN_SMTP_URL is not set" in shop.run("send", "ten", "--yes", *NOW).output
+
+
+def test_test_send_delivers_one_message_without_touching_the_ledger(shop):
+    with smtp_server() as server:
+        shop.smtp_url = server.url()
+        result = shop.run("test-send", "ten", "--to", "me@example.com", *NOW)
+        assert [d.recipients for d in server.handler.deliveries] == [("me@example.com",)]
+    assert result.exit_code == 0 and "Sent a test of ten to me@example.com." in result.output
+    assert shop.rows("SELECT count(*) FROM deliveries") == [(0,)]
+
+
+def test_runs_and_suppress_commands(shop, tmp_path):
+    listing = tmp_path / "bounces.csv"
+    listing.write_text("email,when\nA@Example.com,2026\nb@example.com,2026\n", encoding="utf-8")
+    assert "Suppressed 2 addresses from" in shop.run("suppress", "import", str(listing)).output
+    assert "Suppressed 0 addresses (1 already were)." in shop.run(
+        "suppress", "add", "a@example.com").output
+    listed = shop.run("suppress", "list").output
+    assert "a@example.com  manual" in listed and "b@example.com" in listed
+    assert "Removed 1 suppression." in shop.run("suppress", "remove", "B@example.com").output
+    bad = tmp_path / "bad.txt"
+    bad.write_text("ok@example.com\nnot an address\n", encoding="utf-8")
+    result = shop.run("suppress", "import", str(bad))
+    assert result.exit_code == 1 and f"{bad}:2: 'not an address' is not an email address" \
+        in result.output
+    with smtp_server() as server:
+        shop.smtp_url = server.url()
+        assert shop.run("send", "ten", "--yes", *NOW).exit_code == 0
+    table = shop.run("runs").output.splitlines()
+    assert table[0].split() == ["RUN", "CAMPAIGN", "STATUS", "STARTED", "(UTC)", "QUEUED",
+                                "SENDING", "SENT", "FAILED", "DEFERRED", "UNKNOWN"]
+    assert table[1].split()[:3] == ["1", "ten", "finished"]
