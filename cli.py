@@ -494,8 +494,9 @@ def _echo_send_report(report: pipeline.SendReport, name: str) -> None:
         click.echo(f"{_count(report.became_unknown, 'message')} of an interrupted send may or "
                    "may not have been delivered: marked unknown, not sent again (see "
                    "--resend-unknown).", err=True)
+    unknown = f", unknown {report.unknown:,}" if report.unknown else ""
     click.echo(f"Run {run.id}: delivered {report.delivered:,}, failed {report.failed:,}, "
-               f"deferred {report.deferred:,} now.")
+               f"deferred {report.deferred:,}{unknown} now.")
     states = ", ".join(f"{state} {count:,}" for state, count in sorted(report.states.items()))
     click.echo(f"Ledger of run {run.id}: {states}.")
     if report.stopped:
@@ -504,6 +505,10 @@ def _echo_send_report(report: pipeline.SendReport, name: str) -> None:
     left = sum(report.states.get(state, 0) for state in ("queued", "deferred"))
     if left:
         click.echo(f"{left:,} messages are still to send: run 'campaign send {name}' again.")
+    if report.states.get("unknown"):
+        click.echo(f"{_count(report.states['unknown'], 'message')} may or may not have been "
+                   f"delivered (the connection failed after sending): 'campaign send {name} "
+                   "--resend-unknown' sends them again.")
 
 
 class SendProgress(ProgressBars):

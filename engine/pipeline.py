@@ -50,6 +50,7 @@ class SendReport:
     delivered: int = 0
     failed: int = 0
     deferred: int = 0
+    unknown: int = 0
     stopped: str | None = None
     states: dict[str, int] = field(default_factory=dict)
     cancelled: bool = False
@@ -177,9 +178,10 @@ def _deliver(workspace: Workspace, engine: Engine, run: ledger.Run, smtp: SmtpSe
                 failures_in_row = 0
                 last_commit = time.monotonic()
                 for outcome in pool.send(messages):
-                    pending.append(_result(outcome))
+                    result = _result(outcome)
+                    pending.append(result)
                     failures_in_row = failures_in_row + 1 if outcome.status != "sent" else 0
-                    _count(report, outcome.status)
+                    _count(report, result.state)
                     if outcome.unknown_user:
                         _suppress(engine, outcome, now())
                     if time.monotonic() - last_commit > RECORD_EVERY:
@@ -268,6 +270,8 @@ def _count(report: SendReport, status: str) -> None:
         report.delivered += 1
     elif status == "failed":
         report.failed += 1
+    elif status == "unknown":
+        report.unknown += 1
     else:
         report.deferred += 1
 

@@ -69,7 +69,7 @@ _STYLE_BLOCK = re.compile(r"<(mj-style|style|mj-attributes|script)\b.*?</\1\s*>"
                           re.DOTALL | re.IGNORECASE)
 _HEAD = re.compile(r"<mj-head\b.*?</mj-head\s*>", re.DOTALL)
 _HEAD_TEXT = re.compile(r"<(mj-title|mj-preview)\b[^>]*>.*?</\1\s*>", re.DOTALL)
-MAX_CACHED = 2048
+MAX_CACHED = 256
 
 _slots: ContextVar[list[str] | None] = ContextVar("slots", default=None)
 logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)

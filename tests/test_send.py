@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import base64
 import email
 import email.policy
 import shutil
+import subprocess
 from pathlib import Path
 
+import dkim
 import pytest
 from click.testing import CliRunner, Result
 
 from cli import cli
-from tests.smtp_servers import Recorder, rejected, smtp_server, temporary, user_unknown
+from tests.smtp_servers import (
+    Recorder,
+    closing,
+    drop_during_data,
+    no_storage,
+    rejected,
+    slow,
+    smtp_server,
+    temporary,
+    user_unknown,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = ("--now", "2026-11-01")
@@ -220,3 +233,65 @@ def test_runs_and_suppress_commands(shop, tmp_path):
     assert table[0].split() == ["RUN", "CAMPAIGN", "STATUS", "STARTED", "(UTC)", "QUEUED",
                                 "SENDING", "SENT", "FAILED", "DEFERRED", "UNKNOWN"]
     assert table[1].split()[:3] == ["1", "ten", "finished"]
+
+
+def test_sent_messages_are_dkim_signed_and_verify(shop, tmp_path):
+    key = tmp_path / "dkim.pem"
+    subprocess.run(["openssl", "genrsa", "-out", str(key), "2048"], check=True,
+                   capture_output=True)
+    public = subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-outform", "DER"],
+                            check=True, capture_output=True).stdout
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+
+    def lookup(name: bytes, timeout: float = 5) -> bytes | None:
+        return record if name == b"news2026._domainkey.greenshop.example." else None
+
+    shop.extra = {"CAMPAIGN_DKIM_KEY": str(key)}
+    recorder = Recorder()
+    with smtp_server(recorder) as server:
+        shop.smtp_url = server.url()
+        result = shop.run("send", "ten", "--yes", *NOW)
+    assert result.exit_code == 0, result.output
+    for delivery in recorder.deliveries:
+        assert delivery.content.startswith(b"DKIM-Signature: v=1; a=rsa-sha256;")
+        assert dkim.verify(delivery.content, dnsfunc=lookup)
+        assert not dkim.verify(delivery.content.replace(b"Subject: ", b"Subject: X", 1),
+                               dnsfunc=lookup)
+    names = {d.recipients[0] for d in recorder.deliveries}
+    assert names == set(shop.addresses())
+
+
+@pytest.mark.parametrize("fault", ["closing", "temporary", "no_storage", "slow"])
+def test_every_transient_fault_ends_delivered_exactly_once(shop, fault):
+    settings = shop.root / "campaign.toml"
+    settings.write_text(settings.read_text(encoding="utf-8").replace(
+        "connections = 4\n", "connections = 2\ntimeout = 1\n"), encoding="utf-8")
+    addresses = shop.addresses()
+    make = {"closing": lambda: closing(times=1), "temporary": lambda: temporary(times=1),
+            "no_storage": lambda: no_storage(stage="DATA", times=1),
+            "slow": lambda: slow(3.0, times=1)}[fault]
+    recorder = Recorder(faults={addresses[0]: make(), addresses[-1]: make()})
+    with smtp_server(recorder) as server:
+        shop.smtp_url = server.url()
+        result = shop.run("send", "ten", "--yes", *NOW)
+    assert result.exit_code == 0, result.output
+    assert recorder.fired[addresses[0]] == recorder.fired[addresses[-1]] == 1
+    assert [recorder.received(address) for address in addresses] == [1] * len(addresses)
+    assert _states(shop) == {"sent": len(addresses)}
+
+
+def test_a_drop_after_the_whole_message_is_recorded_unknown_not_resent(shop):
+    addresses = shop.addresses()
+    recorder = Recorder(faults={addresses[0]: drop_during_data(times=1)})
+    with smtp_server(recorder) as server:
+        shop.smtp_url = server.url()
+        result = shop.run("send", "ten", "--yes", *NOW)
+        assert recorder.received(addresses[0]) == 1  # the server kept it, then hung up
+        resumed = shop.run("send", "ten", "--yes", *NOW)
+    assert result.exit_code == 0, result.output
+    assert shop.rows(f"SELECT state FROM deliveries WHERE email = '{addresses[0]}'") == \
+        [("unknown",)]
+    assert f"Ledger of run 1: sent {len(addresses) - 1}, unknown 1." in result.output
+    assert f"delivered {len(addresses) - 1}, failed 0, deferred 0, unknown 1 now." \
+        in result.output
+    assert resumed.exit_code == 0 and recorder.received(addresses[0]) == 1
