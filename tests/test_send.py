@@ -295,3 +295,33 @@ def test_a_drop_after_the_whole_message_is_recorded_unknown_not_resent(shop):
     assert f"delivered {len(addresses) - 1}, failed 0, deferred 0, unknown 1 now." \
         in result.output
     assert resumed.exit_code == 0 and recorder.received(addresses[0]) == 1
+
+
+def test_send_resume_and_dry_run_work_on_every_database(workspace, tmp_path):
+    for name in ("data", "campaigns", "templates"):
+        shutil.copytree(REPO / name, workspace.root / name)
+    workspace.write("segments.yaml", "segments:\n" + SEGMENT)
+    shutil.rmtree(workspace.root / "campaigns")
+    workspace.write("campaigns/ten.yaml", CAMPAIGN + "from: Test Shop <news@shop.example>\n")
+    for kind in ("customers", "products", "orders"):
+        imported = workspace.run("import", kind, str(workspace.root / "data" / f"{kind}.csv"))
+        assert imported.exit_code == 0, imported.output
+    plan = workspace.run("send", "ten", "--dry-run", *NOW)
+    assert plan.exit_code == 0, plan.output
+    expected = [address for (address,) in workspace.rows(
+        "SELECT email FROM customers WHERE external_id <= 'C0000010' AND subscribed")]
+    recorder = Recorder(faults={expected[0]: user_unknown()})
+    runner = CliRunner(env={"CAMPAIGN_DATABASE_URL": workspace.database_url,
+                            "CAMPAIGN_WORKSPACE": str(workspace.root),
+                            "CAMPAIGN_SECRET_KEY": "k"})
+    with smtp_server(recorder) as server:
+        runner.env["CAMPAIGN_SMTP_URL"] = server.url()
+        first = runner.invoke(cli, ["send", "ten", "--yes", "--limit", "4", *NOW])
+        second = runner.invoke(cli, ["send", "ten", "--yes", *NOW])
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert [recorder.received(address) for address in expected[1:]] == [1] * (len(expected) - 1)
+    assert dict(workspace.rows("SELECT state, count(*) FROM deliveries GROUP BY state")) == \
+        {"sent": len(expected) - 1, "failed": 1}
+    assert workspace.rows("SELECT email, reason FROM suppressions") == [
+        (expected[0].lower(), "bounced")]
+    assert workspace.rows("SELECT count(*) FROM coupons") == [(len(expected),)]
