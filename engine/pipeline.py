@@ -111,8 +111,8 @@ def send(workspace: Workspace, engine: Engine, name: str, *,
         if run is not None:
             report.resumed = True
             report.became_unknown = ledger.move(connection, run, ["sending"], "unknown", now())
-            again = ["deferred"] + ["failed"] * retry_failed + ["unknown"] * resend_unknown
-            ledger.move(connection, run, again, "queued", now())
+            requeued = ["deferred"] + ["failed"] * retry_failed + ["unknown"] * resend_unknown
+            ledger.move(connection, run, requeued, "queued", now())
             ledger.close(connection, run, "running", now())
     if run is None:
         run = _start_run(workspace, engine, name, confirm, evaluated_at or now(), now())
@@ -174,7 +174,7 @@ def _deliver(workspace: Workspace, engine: Engine, run: ledger.Run, smtp: SmtpSe
                 pool.check()
                 stop = threading.Event()
                 messages = _messages(engine, emails, maker, run, total, handed, pending, now,
-                                     stop)
+                                     stop, report)
                 failures_in_row = 0
                 last_commit = time.monotonic()
                 for outcome in pool.send(messages):
@@ -214,7 +214,8 @@ def _settle(engine: Engine, run: ledger.Run, pending: list[ledger.Result], hande
 
 def _messages(engine: Engine, emails: CampaignEmails, maker: MessageMaker, run: ledger.Run,
               total: int, handed: set[int], pending: list[ledger.Result],
-              now: Callable[[], datetime], stop: threading.Event) -> Iterator[Outgoing]:
+              now: Callable[[], datetime], stop: threading.Event,
+              report: SendReport) -> Iterator[Outgoing]:
     """Claim, render and build messages as the pool asks for them, until `stop` is set."""
     produced = 0
     while produced < total and not stop.is_set():
@@ -239,6 +240,7 @@ def _messages(engine: Engine, emails: CampaignEmails, maker: MessageMaker, run: 
                 data, smtputf8 = maker.make(context, email, item.message_id, sent_at)
             except (RenderError, HeaderError, EngineError) as exc:
                 pending.append(ledger.Result(item.id, "failed", str(exc)))
+                _count(report, "failed")
                 continue
             if stop.is_set():
                 return
