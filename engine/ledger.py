@@ -105,19 +105,23 @@ def move(connection: Connection, run: Run, from_states: Iterable[str], to_state:
         .values(state=to_state, updated_at=now)).rowcount
 
 
-def claim(connection: Connection, run: Run, limit: int, now: datetime) -> list[Claimed]:
-    """Up to `limit` queued deliveries, marked `sending` (commit before sending them)."""
-    rows = connection.execute(
+def queued(connection: Connection, run: Run, limit: int, after: int = 0) -> list[Claimed]:
+    """Up to `limit` queued deliveries with ids above `after`, in id order (not claimed)."""
+    return [Claimed(*row) for row in connection.execute(
         select(deliveries.c.id, deliveries.c.customer_id, deliveries.c.email,
                deliveries.c.message_id)
-        .where(deliveries.c.run_id == run.id, deliveries.c.state == "queued")
-        .order_by(deliveries.c.id).limit(limit)).all()
-    if rows:
-        connection.execute(update(deliveries)
-                           .where(deliveries.c.id.in_([row.id for row in rows]))
-                           .values(state="sending", attempts=deliveries.c.attempts + 1,
-                                   updated_at=now))
-    return [Claimed(*row) for row in rows]
+        .where(deliveries.c.run_id == run.id, deliveries.c.state == "queued",
+               deliveries.c.id > after)
+        .order_by(deliveries.c.id).limit(limit))]
+
+
+def claim(connection: Connection, items: list[Claimed], now: datetime) -> None:
+    """Mark these queued deliveries `sending` (commit before sending them)."""
+    connection.execute(update(deliveries)
+                       .where(deliveries.c.id.in_([item.id for item in items]),
+                              deliveries.c.state == "queued")
+                       .values(state="sending", attempts=deliveries.c.attempts + 1,
+                               updated_at=now))
 
 
 def record(connection: Connection, results: Iterable[Result], now: datetime) -> None:

@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from engine import ledger
 from engine.audience import Exclusions, recipients
 from engine.dkim import DkimSigner
-from engine.emails import CampaignEmails
+from engine.emails import BATCH_SIZE, CampaignEmails
 from engine.errors import EngineError, SettingsError
 from engine.message import HeaderError
 from engine.outgoing import MessageMaker
@@ -27,7 +27,6 @@ from engine.suppress import suppress_address
 from engine.transport import Outcome, Outgoing, SmtpPool, SmtpSettings
 from engine.workspace import Workspace
 
-CLAIM = 50                 # deliveries marked `sending` at a time
 RECORD_EVERY = 0.25        # seconds between ledger commits of outcomes
 
 
@@ -174,7 +173,7 @@ def _deliver(workspace: Workspace, engine: Engine, run: ledger.Run, smtp: SmtpSe
                 pool.check()
                 stop = threading.Event()
                 messages = _messages(engine, emails, maker, run, total, handed, pending, now,
-                                     stop, report)
+                                     stop, report, claim=2 * sending.connections)
                 failures_in_row = 0
                 last_commit = time.monotonic()
                 for outcome in pool.send(messages):
@@ -215,37 +214,50 @@ def _settle(engine: Engine, run: ledger.Run, pending: list[ledger.Result], hande
 def _messages(engine: Engine, emails: CampaignEmails, maker: MessageMaker, run: ledger.Run,
               total: int, handed: set[int], pending: list[ledger.Result],
               now: Callable[[], datetime], stop: threading.Event,
-              report: SendReport) -> Iterator[Outgoing]:
-    """Claim, render and build messages as the pool asks for them, until `stop` is set."""
-    produced = 0
+              report: SendReport, claim: int) -> Iterator[Outgoing]:
+    """Claim, render and build messages as the pool asks for them, until `stop` is set.
+
+    Contexts are built for a batch of queued deliveries at a time; the deliveries are claimed
+    in chunks only as large as what the pool keeps in flight, after recording the outcomes
+    received so far, so a crash leaves few rows `sending`.
+    """
+    produced, after = 0, 0
     while produced < total and not stop.is_set():
         with engine.begin() as connection:
-            claimed = ledger.claim(connection, run, min(CLAIM, total - produced), now())
-        if not claimed:
+            batch = ledger.queued(connection, run, min(BATCH_SIZE, total - produced), after)
+        if not batch:
             return
-        produced += len(claimed)
+        after = batch[-1].id
+        produced += len(batch)
         contexts = {c["customer"].id: c for c in emails.builder.build(
-            [item.customer_id for item in claimed])}
+            [item.customer_id for item in batch])}
         if emails.builder.coupons:
             with engine.begin() as connection:
                 emails.builder.coupons.issue(connection, {
                     key: c["coupon"] for key, c in contexts.items()}, run.evaluated_at)
-        sent_at = now()
-        for item in claimed:
-            context = contexts.get(item.customer_id)
-            try:
-                if context is None:
-                    raise EngineError("the customer no longer exists")
-                email = emails.renderer.render(context)
-                data, smtputf8 = maker.make(context, email, item.message_id, sent_at)
-            except (RenderError, HeaderError, EngineError) as exc:
-                pending.append(ledger.Result(item.id, "failed", str(exc)))
-                _count(report, "failed")
-                continue
+        for start in range(0, len(batch), claim):
             if stop.is_set():
                 return
-            handed.add(item.id)
-            yield Outgoing(item.id, maker.from_address, item.email, data, smtputf8)
+            chunk = batch[start:start + claim]
+            _record(engine, pending, handed, now())
+            with engine.begin() as connection:
+                ledger.claim(connection, chunk, now())
+            sent_at = now()
+            for item in chunk:
+                context = contexts.get(item.customer_id)
+                try:
+                    if context is None:
+                        raise EngineError("the customer no longer exists")
+                    email = emails.renderer.render(context)
+                    data, smtputf8 = maker.make(context, email, item.message_id, sent_at)
+                except (RenderError, HeaderError, EngineError) as exc:
+                    pending.append(ledger.Result(item.id, "failed", str(exc)))
+                    _count(report, "failed")
+                    continue
+                if stop.is_set():
+                    return
+                handed.add(item.id)
+                yield Outgoing(item.id, maker.from_address, item.email, data, smtputf8)
 
 
 def _result(outcome: Outcome) -> ledger.Result:
