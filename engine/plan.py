@@ -9,8 +9,7 @@ It never connects to an SMTP server and writes nothing to the database.
 from __future__ import annotations
 
 import re
-import statistics
-from array import array
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -41,7 +40,7 @@ class Plan:
     rendered: int = 0
     failures: list[str] = field(default_factory=list)
     failed: int = 0
-    sizes: array = field(default_factory=lambda: array("I"))
+    sizes: Counter[int] = field(default_factory=Counter)   # message size -> how many
     subjects: list[str] = field(default_factory=list)
     preview_key: bool = False
 
@@ -51,9 +50,19 @@ class Plan:
 
     def size_summary(self) -> tuple[int, int, int, int]:
         """Smallest, median, 95th percentile and largest message, in bytes."""
-        ordered = sorted(self.sizes)
-        return (ordered[0], int(statistics.median(ordered)),
-                ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))], ordered[-1])
+        count = sum(self.sizes.values())
+        middle = (self._nth(count // 2) + self._nth((count - 1) // 2)) / 2
+        return (self._nth(0), int(middle), self._nth(min(count - 1, int(count * 0.95))),
+                self._nth(count - 1))
+
+    def _nth(self, index: int) -> int:
+        """The size at `index` of all sizes in order (the counts hold no list of millions)."""
+        seen = 0
+        for size in sorted(self.sizes):
+            seen += self.sizes[size]
+            if index < seen:
+                return size
+        raise IndexError(index)
 
 
 def make_plan(workspace: Workspace, engine: Engine, name: str, now: datetime, *,
@@ -93,7 +102,7 @@ def _render(plan: Plan, emails: CampaignEmails, maker: MessageMaker, batch: list
                                      f"{exc}")
             continue
         plan.rendered += 1
-        plan.sizes.append(len(data))
+        plan.sizes[len(data)] += 1
         if len(plan.subjects) < SUBJECTS_SHOWN:
             plan.subjects.append(email.subject)
         if outbox is not None:

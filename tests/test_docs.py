@@ -15,9 +15,9 @@ import pytest
 from click.testing import CliRunner
 
 from cli import cli
+from tests.conftest import copy_example
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_FILES = ["campaign.toml", "segments.yaml", "campaigns", "templates", "data"]
 
 
 def _quickstart_commands() -> list[str]:
@@ -31,12 +31,7 @@ def _quickstart_commands() -> list[str]:
 def test_readme_quickstart_runs_on_the_example_workspace(tmp_path, monkeypatch):
     commands = _quickstart_commands()
     assert commands[0] == 'pip install -e ".[dev]"'
-    for name in EXAMPLE_FILES:
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, tmp_path / name)
-        else:
-            shutil.copy(source, tmp_path / name)
+    copy_example(tmp_path)
     monkeypatch.chdir(tmp_path)
     runner = CliRunner(env={"CAMPAIGN_DATABASE_URL": None, "CAMPAIGN_WORKSPACE": None,
                             "CAMPAIGN_SECRET_KEY": None})
