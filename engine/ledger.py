@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, select, update
 
 from engine.schema import deliveries, runs
 
@@ -125,14 +125,15 @@ def claim(connection: Connection, items: list[Claimed], now: datetime) -> None:
 
 
 def record(connection: Connection, results: Iterable[Result], now: datetime) -> None:
-    """Store each delivery's outcome."""
-    for result in results:
-        values = {"state": result.state, "updated_at": now,
-                  "last_error": result.detail[:ERROR_LENGTH] or None}
-        if result.state == "sent":
-            values["sent_at"] = now
-        connection.execute(update(deliveries).where(deliveries.c.id == result.id)
-                           .values(**values))
+    """Store each delivery's outcome (one statement for all of them)."""
+    rows = [{"row_id": result.id, "new_state": result.state,
+             "error": result.detail[:ERROR_LENGTH] or None,
+             "sent": now if result.state == "sent" else None} for result in results]
+    if rows:
+        connection.execute(
+            update(deliveries).where(deliveries.c.id == bindparam("row_id"))
+            .values(state=bindparam("new_state"), last_error=bindparam("error"),
+                    sent_at=bindparam("sent"), updated_at=now), rows)
 
 
 def delivery_email(connection: Connection, delivery_id: int) -> str:
