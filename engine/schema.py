@@ -137,8 +137,32 @@ events = Table(
     Column("id", Integer, primary_key=True),
     Column("customer_id", Integer, ForeignKey("customers.id")),
     Column("campaign", String(100)),
-    Column("kind", String(32), nullable=False),      # unsubscribe, ...
+    Column("kind", String(32), nullable=False),      # unsubscribe, open, click, ...
     Column("created_at", Moment, nullable=False),
     Column("detail", JSON, nullable=False),
+    Column("delivery_id", Integer, ForeignKey("deliveries.id")),
     Index("ix_events_campaign_kind", "campaign", "kind"),
+    Index("ix_events_customer_id_kind_created_at", "customer_id", "kind", "created_at"),
+    Index("ix_events_delivery_id_kind", "delivery_id", "kind"),
+)
+
+# One answer set per campaign and customer; a second submission updates it.
+survey_responses = Table(
+    "survey_responses", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign", String(100), nullable=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("delivery_id", Integer, ForeignKey("deliveries.id")),
+    Column("answers", JSON, nullable=False),         # {"question_key": answer, ...}
+    Column("created_at", Moment, nullable=False),
+    Column("updated_at", Moment, nullable=False),
+    UniqueConstraint("campaign", "customer_id"),
+)
+
+# Customers who paused campaign mail from the preference page, until when.
+pauses = Table(
+    "pauses", metadata,
+    Column("customer_id", Integer, ForeignKey("customers.id"), primary_key=True),
+    Column("paused_until", Moment, nullable=False),
+    Column("created_at", Moment, nullable=False),
 )
