@@ -228,7 +228,8 @@ class ContextBuilder:
                   .where(orders.c.customer_id.in_(ids), orders.c.placed_at < self.now)
                   .group_by(orders.c.customer_id).subquery())
         tiers = self.scope.tiers
-        tier = case(*((predicate(tier_condition(tiers, each.name), self.scope), each.name)
+        batch = replace(self.scope, only=ids)
+        tier = case(*((predicate(tier_condition(tiers, each.name), batch), each.name)
                       for each in tiers), else_=None) if tiers else literal(None)
         statement = (select(customers.c.id, totals.c.count, totals.c.spent, totals.c.first,
                             totals.c.last, tier)

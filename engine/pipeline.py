@@ -28,6 +28,7 @@ from engine.transport import Outcome, Outgoing, SmtpPool, SmtpSettings
 from engine.workspace import Workspace
 
 RECORD_EVERY = 0.25        # seconds between ledger commits of outcomes
+FIRST_BATCH = 50           # contexts built before the first message; then BATCH_SIZE at a time
 
 
 @dataclass(frozen=True)
@@ -223,8 +224,9 @@ def _messages(engine: Engine, emails: CampaignEmails, maker: MessageMaker, run: 
     """
     produced, after = 0, 0
     while produced < total and not stop.is_set():
+        size = FIRST_BATCH if produced == 0 else BATCH_SIZE  # the first messages go out soon
         with engine.begin() as connection:
-            batch = ledger.queued(connection, run, min(BATCH_SIZE, total - produced), after)
+            batch = ledger.queued(connection, run, min(size, total - produced), after)
         if not batch:
             return
         after = batch[-1].id
@@ -239,9 +241,10 @@ def _messages(engine: Engine, emails: CampaignEmails, maker: MessageMaker, run: 
             if stop.is_set():
                 return
             chunk = batch[start:start + claim]
-            _record(engine, pending, handed, now())
-            with engine.begin() as connection:
+            with engine.begin() as connection:  # one commit: the outcomes so far, the claim
+                ledger.record(connection, pending, now())
                 ledger.claim(connection, chunk, now())
+            _recorded(pending, handed)
             sent_at = now()
             for item in chunk:
                 context = contexts.get(item.customer_id)
@@ -270,10 +273,14 @@ def _result(outcome: Outcome) -> ledger.Result:
 
 def _record(engine: Engine, pending: list[ledger.Result], handed: set[int],
             moment: datetime) -> None:
-    if not pending:
-        return
-    with engine.begin() as connection:
-        ledger.record(connection, pending, moment)
+    if pending:
+        with engine.begin() as connection:
+            ledger.record(connection, pending, moment)
+        _recorded(pending, handed)
+
+
+def _recorded(pending: list[ledger.Result], handed: set[int]) -> None:
+    """Forget the pending outcomes once committed: those deliveries are no longer in doubt."""
     for result in pending:
         handed.discard(result.id)
     pending.clear()

@@ -12,13 +12,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from markupsafe import Markup
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, select
 
 from engine import bootstrap
 from engine.campaigns import campaign_names
 from engine.context import CampaignView
 from engine.emails import CampaignEmails
 from engine.render import EmailRenderer, RenderError
+from engine.schema import customers
+from engine.segments.compiler import segment_query
+from engine.segments.tree import TierIs
 from engine.workspace import open_workspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -112,6 +115,24 @@ def test_context_costs_the_same_queries_for_any_batch_size(example):
             event.remove(engine, "before_cursor_execute", count)
     assert len(small) == 3 and len(large) == len(ids) == 400
     assert per_small == per_large == 5
+
+
+def test_context_tiers_match_the_tier_segments(example):
+    """stats.tier, computed per batch from the batch's orders only, agrees with the `tier`
+    condition evaluated over the whole database."""
+    with example.engine.connect() as connection:
+        emails = CampaignEmails(example.workspace, connection, "spring", NOW)
+        scope = emails.segments.scope
+        ids = sorted(connection.execute(select(customers.c.id)).scalars())
+        members = {tier.name: set(connection.execute(
+            segment_query(TierIs((tier.name,)), scope)).scalars()) for tier in scope.tiers}
+        tiers = {context["customer"].id: context["stats"].tier
+                 for start in range(0, len(ids), 97)
+                 for context in emails.builder.build(ids[start:start + 97])}
+    expected = {customer_id: next((name for name, ids in members.items()
+                                   if customer_id in ids), None) for customer_id in ids}
+    assert len(set(expected.values())) == len(scope.tiers) + 1  # every tier, and none
+    assert tiers == expected
 
 
 def test_context_holds_what_templates_need(example):
