@@ -102,7 +102,10 @@ runs = Table(
     Column("finished_at", Moment),
     Column("excluded", JSON, nullable=False),           # {"unsubscribed": 3, ...}
     Column("note", String(500)),                        # why the run stopped, when it did
+    # What started it, once: "schedule:ID", "cron:TIME", "trigger:TIME"; NULL for `send`
+    Column("occurrence", String(64)),
     Index("ix_runs_campaign_status", "campaign", "status"),
+    UniqueConstraint("campaign", "occurrence"),
 )
 
 # The send ledger: one row per run and customer, the source of truth and the work queue.
@@ -118,6 +121,9 @@ deliveries = Table(
     Column("last_error", String(500)),
     Column("updated_at", Moment, nullable=False),
     Column("sent_at", Moment),
+    Column("not_before", Moment),         # local-time delivery or quiet hours: not earlier
+    Column("lease_owner", String(100)),   # the worker holding it, until lease_until
+    Column("lease_until", Moment),
     UniqueConstraint("run_id", "customer_id"),
     Index("ix_deliveries_run_id_state", "run_id", "state"),
     Index("ix_deliveries_customer_id_sent_at", "customer_id", "sent_at"),
@@ -165,4 +171,43 @@ pauses = Table(
     Column("customer_id", Integer, ForeignKey("customers.id"), primary_key=True),
     Column("paused_until", Moment, nullable=False),
     Column("created_at", Moment, nullable=False),
+)
+
+# One-off schedules (`campaign schedule NAME --at ...`); the audience is picked when they start.
+schedules = Table(
+    "schedules", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign", String(100), nullable=False),
+    Column("due_at", Moment, nullable=False),          # UTC; the earliest delivery, if local
+    Column("timezone", String(64), nullable=False),     # of --at (and the default for --local-time)
+    Column("local_time", String(5)),                    # "09:00" in each customer's time zone
+    Column("status", String(16), nullable=False),       # scheduled, started, cancelled
+    Column("created_at", Moment, nullable=False),
+    Column("started_at", Moment),
+    Column("run_id", Integer, ForeignKey("runs.id")),
+    Index("ix_schedules_status_due_at", "status", "due_at"),
+)
+
+# Lifecycle campaigns: each customer gets one at most once per triggering event.
+triggered = Table(
+    "triggered", metadata,
+    Column("id", Integer, primary_key=True),
+    Column("campaign", String(100), nullable=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
+    Column("event_key", String(64), nullable=False),    # "order:EXTERNAL_ID", "birthday:2026"...
+    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("created_at", Moment, nullable=False),
+    UniqueConstraint("campaign", "customer_id", "event_key"),
+)
+
+# `campaign worker` processes, alive while their heartbeat is recent.
+workers = Table(
+    "workers", metadata,
+    Column("id", String(100), primary_key=True),        # host:pid:random
+    Column("host", String(255), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("started_at", Moment, nullable=False),
+    Column("heartbeat_at", Moment, nullable=False),
+    Column("stopped_at", Moment),
+    Column("sent", Integer, nullable=False),
 )

@@ -19,7 +19,7 @@ def test_new_sqlite_database_is_created_on_first_use_and_says_so(sqlite_workspac
     assert result.exit_code == 0, result.output
     path = sqlite_workspace.root / "campaign.db"
     head = db.head_revision()
-    assert head == "0004"
+    assert head == "0005"
     assert result.stderr == f"Created a new database at {path} (schema {head}).\n"
     assert result.stdout == (f"Database: {path} (schema {head})\n  customers: 0\n  products: 0\n"
                              "  orders: 0\n  order items: 0\n")
@@ -68,8 +68,8 @@ def test_server_database_needs_an_explicit_upgrade(tmp_path, database_url):
                                   "'campaign db upgrade' to create it\n")
     result = space.run("db", "upgrade")
     assert result.exit_code == 0, result.output
-    assert result.stdout.endswith("/test: schema upgraded from empty to revision 0004.\n")
-    assert space.run("db", "upgrade").stdout.endswith(": schema already at revision 0004.\n")
+    assert result.stdout.endswith("/test: schema upgraded from empty to revision 0005.\n")
+    assert space.run("db", "upgrade").stdout.endswith(": schema already at revision 0005.\n")
     assert space.run("db", "status").exit_code == 0
 
 
