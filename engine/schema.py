@@ -173,7 +173,9 @@ pauses = Table(
     Column("created_at", Moment, nullable=False),
 )
 
-# One-off schedules (`campaign schedule NAME --at ...`); the audience is picked when they start.
+# One-off schedules (`campaign schedule NAME --at ...`), and one row per recurring campaign
+# (`schedule: {cron: ...}` in its file) whose due_at is its next occurrence. The audience is
+# picked when a run starts, not when it is scheduled.
 schedules = Table(
     "schedules", metadata,
     Column("id", Integer, primary_key=True),
@@ -181,7 +183,8 @@ schedules = Table(
     Column("due_at", Moment, nullable=False),          # UTC; the earliest delivery, if local
     Column("timezone", String(64), nullable=False),     # of --at (and the default for --local-time)
     Column("local_time", String(5)),                    # "09:00" in each customer's time zone
-    Column("status", String(16), nullable=False),       # scheduled, started, cancelled
+    Column("cron", String(100)),                        # of a recurring campaign
+    Column("status", String(16), nullable=False),       # scheduled, started, cancelled, recurring
     Column("created_at", Moment, nullable=False),
     Column("started_at", Moment),
     Column("run_id", Integer, ForeignKey("runs.id")),

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("due_at", Moment, nullable=False),
         sa.Column("timezone", sa.String(64), nullable=False),
         sa.Column("local_time", sa.String(5)),
+        sa.Column("cron", sa.String(100)),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("created_at", Moment, nullable=False),
         sa.Column("started_at", Moment),
