@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import sys
 import tempfile
+import threading
 import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import click
 from sqlalchemy import Engine
 
-from engine import bootstrap, db, ledger, pipeline, sampledata, scaffold
+from engine import bootstrap, db, ledger, pipeline, sampledata, scaffold, schedules
 from engine import suppress as suppressions
-from engine.campaigns import CampaignError
+from engine.campaigns import CampaignError, load_campaign
 from engine.checks import SAMPLE_RECIPIENTS, check_workspace
 from engine.emails import CampaignEmails
 from engine.errors import EngineError, ImportFileError
 from engine.importer import KINDS, import_file
 from engine.pipeline import Audience
 from engine.plan import Plan, make_plan
+from engine.reports import Report, campaign_report, report_json
 from engine.segments.export import FORMATS, write_members
 from engine.segments.members import Segments
 from engine.segments.parser import SegmentError
+from engine.status import status as sending_status
 from engine.timespec import parse_now
+from engine.worker import Worker
 from engine.workspace import Workspace, open_workspace
 
 MAX_LISTED_PROBLEMS = 50
@@ -558,6 +564,61 @@ def runs(ctx: click.Context) -> None:
                  *(state.upper() for state in ledger.STATES)), rows, right=set(range(4, 10)))
 
 
+@cli.command()
+@click.argument("name")
+@click.option("--format", "output_format", type=click.Choice(("text", "json")), default="text",
+              show_default=True, help="Output format.")
+@click.pass_context
+def report(ctx: click.Context, name: str, output_format: str) -> None:
+    """Results of campaign NAME over all its runs: deliveries, opens, clicks, survey, NPS."""
+    workspace = _workspace(ctx)
+    engine = _database(workspace)
+    with engine.connect() as connection:
+        found = campaign_report(workspace, connection, name)
+    if output_format == "json":
+        click.echo(json.dumps(report_json(found), indent=2, ensure_ascii=False))
+    else:
+        _echo_report(found)
+
+
+def _echo_report(found: Report) -> None:
+    first, last = (f"{moment:%Y-%m-%d %H:%M}" if moment else "-"
+                   for moment in (found.first_sent_at, found.last_sent_at))
+    click.echo(f"{found.campaign}: {_count(found.runs, 'run')}, sent {first} to {last} UTC")
+    click.echo()
+
+    def share(count: int, whole: int | None) -> str:
+        return f"{count / whole:.1%}" if whole else "-"
+    pending = sum(found.states[state] for state in ("queued", "sending", "deferred"))
+    rows = [("Sent", found.sent, None), ("Failed", found.states["failed"], None),
+            ("Unknown", found.states["unknown"], None)]
+    rows += [("Still to send", pending, None)] if pending else []
+    rows += [("Opened", found.opened, found.sent), ("Clicked", found.clicked, found.sent),
+             ("Unsubscribed", found.unsubscribed, found.sent),
+             ("Survey answered", found.responses, found.sent)]
+    _echo_table(("", "EMAILS", "OF SENT"), [(label, f"{count:,}", "" if whole is None else
+                                            share(count, whole)) for label, count, whole in rows],
+                right={1, 2})
+    click.echo(f"({_count(found.opens, 'open')} and {_count(found.clicks, 'click')} in all, "
+               "counting repeats)")
+    for summary in found.questions if found.responses else []:
+        question = summary.question
+        click.echo()
+        if question.kind == "text":
+            click.echo(f"{question.ask} ({question.key}): "
+                       f"{_count(summary.answered, 'written answer')}")
+            continue
+        click.echo(f"{question.ask} ({question.key}, {_count(summary.answered, 'answer')})")
+        _echo_table(("  ANSWER", "COUNT", "SHARE"),
+                    [(f"  {value}", f"{count:,}", share(count, summary.answered))
+                     for value, count in summary.counts.items()], right={1, 2})
+        if summary.nps is not None and summary.answered:
+            nps = summary.nps
+            click.echo(f"  NPS {nps.score:+d}: {_count(nps.promoters, 'promoter')} (9-10), "
+                       f"{_count(nps.passives, 'passive')} (7-8), "
+                       f"{_count(nps.detractors, 'detractor')} (0-6)")
+
+
 @cli.group()
 def suppress() -> None:
     """Addresses that never get mail (unsubscribes, bounces, complaints, by hand)."""
@@ -631,3 +692,153 @@ def serve(ctx: click.Context, host: str, port: int) -> None:
 
 def _utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+class _ScheduleGroup(click.Group):
+    """`campaign schedule NAME --at ...`, besides `schedule list` and `schedule cancel ID`."""
+
+    def resolve_command(self, ctx: click.Context, args: list[str]):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["add", *args]
+        return super().resolve_command(ctx, args)
+
+
+@cli.group(cls=_ScheduleGroup)
+def schedule() -> None:
+    """Send a campaign later: `campaign schedule NAME --at TIME`; list or cancel schedules.
+
+    A worker (`campaign worker`) starts each send when it is due; the audience is picked then,
+    not when it is scheduled.
+    """
+
+
+@schedule.command(name="add")
+@click.argument("name")
+@click.option("--at", "at", required=True, metavar="TIME",
+              help='When: "2026-12-01 09:00" (or the day, with --local-time).')
+@click.option("--tz", "zone", metavar="ZONE",
+              help="Time zone of --at (default: [shop] timezone of campaign.toml).")
+@click.option("--local-time", metavar="HH:MM",
+              help="Deliver at this hour in each customer's own time zone, on the day --at.")
+@_now_option
+@click.pass_context
+def schedule_add(ctx: click.Context, name: str, at: str, zone: str | None,
+                 local_time: str | None, now: datetime) -> None:
+    """Send campaign NAME at a given time."""
+    workspace = _workspace(ctx)
+    zone = zone or workspace.settings.shop.timezone
+    campaign = load_campaign(workspace, name)
+    if campaign.trigger is not None:
+        raise click.ClickException(f"campaign '{name}' is triggered ('trigger:' in its file); "
+                                   "the worker sends it to each customer when due")
+    due_at, local = schedules.when(at, zone, local_time)
+    if due_at <= now:
+        raise click.ClickException(f"--at {at} ({zone}) is in the past "
+                                   f"({due_at:%Y-%m-%d %H:%M} UTC); give a later time")
+    with _database(workspace).begin() as connection:
+        added = schedules.add(connection, name, due_at, zone, local, now)
+    when = (f"{at} at {local} in each customer's time zone (from {due_at:%Y-%m-%d %H:%M} UTC)"
+            if local else f"{at} {zone} ({due_at:%Y-%m-%d %H:%M} UTC)")
+    click.echo(f"Scheduled {name} for {when} as schedule {added.id}.")
+    click.echo("The audience is picked when the send starts. A worker must be running: "
+               "campaign worker.")
+
+
+@schedule.command(name="list")
+@click.option("--all", "everything", is_flag=True,
+              help="Also started and cancelled schedules.")
+@click.pass_context
+def schedule_list(ctx: click.Context, everything: bool) -> None:
+    """Schedules still to start (and recurring campaigns), by time."""
+    engine = _database(_workspace(ctx))
+    with engine.connect() as connection:
+        found = schedules.one_off(connection, everything)
+        recurring = list(schedules.recurring(connection).values())
+    rows = [(str(s.id), s.campaign, s.due_at.strftime("%Y-%m-%d %H:%M"),
+             f"{s.local_time} local" if s.local_time else s.timezone, s.status,
+             str(s.run_id or "")) for s in found]
+    rows += [(str(s.id), s.campaign, s.due_at.strftime("%Y-%m-%d %H:%M"),
+              f"{s.cron} ({s.timezone})", "recurring", str(s.run_id or "")) for s in recurring]
+    if not rows:
+        click.echo("Nothing is scheduled.")
+        return
+    _echo_table(("ID", "CAMPAIGN", "DUE (UTC)", "WHEN", "STATUS", "LAST RUN"), rows,
+                right={0, 5})
+    click.echo("Audiences are picked when each send starts, not when it was scheduled.")
+
+
+@schedule.command(name="cancel")
+@click.argument("schedule_id", metavar="ID", type=int)
+@click.pass_context
+def schedule_cancel(ctx: click.Context, schedule_id: int) -> None:
+    """Cancel schedule ID before it starts."""
+    with _database(_workspace(ctx)).begin() as connection:
+        cancelled = schedules.cancel(connection, schedule_id)
+    click.echo(f"Cancelled schedule {cancelled.id} ({cancelled.campaign}, due "
+               f"{cancelled.due_at:%Y-%m-%d %H:%M} UTC).")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Do what is due now, then exit (for cron).")
+@click.option("--lease", default=60, show_default=True, type=click.IntRange(5),
+              help="Seconds a batch stays leased to this worker without a heartbeat.")
+@click.option("--poll", default=5.0, show_default=True, type=click.FloatRange(0.1),
+              help="Seconds to wait between passes when there is nothing to do.")
+@_now_option
+@click.pass_context
+def worker(ctx: click.Context, once: bool, lease: int, poll: float, now: datetime) -> None:
+    """Run due schedules, recurring and triggered campaigns, and deliver active runs.
+
+    SIGTERM or Ctrl+C finishes the messages in flight and exits. With --now the clock starts
+    at that time and runs on.
+    """
+    workspace = _workspace(ctx)
+    smtp = pipeline.required_settings(workspace)
+    engine = _database(workspace)
+    started = time.monotonic()
+    given = ctx.get_parameter_source("now") is click.core.ParameterSource.COMMANDLINE
+    clock = ((lambda: now + timedelta(seconds=time.monotonic() - started)) if given
+             else _utcnow)
+    halt = threading.Event()
+
+    def stop(signum: int, _frame) -> None:
+        if halt.is_set():
+            raise KeyboardInterrupt
+        halt.set()
+        _notify(f"{signal.Signals(signum).name}: finishing the messages in flight, then "
+                "stopping (again to abort).")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    Worker(workspace, engine, smtp, clock=clock, notify=_notify, halt=halt,
+           lease=timedelta(seconds=lease)).run(once=once, poll=poll)
+
+
+@cli.command(name="status")
+@_now_option
+@click.pass_context
+def status_command(ctx: click.Context, now: datetime) -> None:
+    """Workers alive, runs in progress with their pace, and the next scheduled sends."""
+    workspace = _workspace(ctx)
+    found = sending_status(workspace, _database(workspace), now)
+    click.echo(f"Workers alive: {len(found.workers)}")
+    for alive in found.workers:
+        click.echo(f"  {alive.id}: since {alive.started_at:%Y-%m-%d %H:%M} UTC, "
+                   f"last seen {alive.heartbeat_at:%H:%M:%S}, sent {alive.sent:,}")
+    click.echo(f"Runs in progress: {len(found.runs)}")
+    for progress in found.runs:
+        states = ", ".join(f"{state} {progress.states[state]:,}" for state in ledger.STATES
+                           if progress.states.get(state))
+        pace = f"{progress.rate:.1f} messages/s" if progress.rate else "no messages sent lately"
+        eta = f", about {progress.eta} left" if progress.eta else ""
+        held = (f", held until {progress.waiting_until:%Y-%m-%d %H:%M} UTC"
+                if progress.waiting_until else "")
+        click.echo(f"  run {progress.run.id} {progress.run.campaign}: {states}; {pace}{eta}"
+                   f"{held}")
+    click.echo(f"Next: {len(found.upcoming)}")
+    for item in found.upcoming:
+        when = f"{item.when:%Y-%m-%d %H:%M} UTC" if item.when else "when due"
+        click.echo(f"  {when}  {item.campaign} ({item.what})")
+    for problem in found.problems:
+        _notify(f"warning: {problem}")

@@ -15,12 +15,14 @@ from engine.errors import EngineError, WorkspaceError
 from engine.segments import tree as t
 from engine.segments.definitions import load_segments
 from engine.segments.parser import ConditionParser, describe, suggest
+from engine.surveys import Survey, read_survey
 from engine.timespec import Span, parse_span
+from engine.timing import Recurrence, Trigger, read_schedule, read_trigger
 from engine.workspace import Workspace
 from engine.yamlfile import Position, key_position, load_yaml, value_position
 
 KEYS = ("description", "subject", "preheader", "segment", "template", "from", "coupon",
-        "recommendations", "recent_orders")
+        "recommendations", "recent_orders", "survey", "schedule", "trigger")
 REQUIRED = ("subject", "segment", "template")
 COUPON_KEYS = ("percent", "valid_for", "prefix")
 _PREFIX = re.compile(r"[A-Z0-9]{1,12}")
@@ -69,6 +71,9 @@ class Campaign:
     recommendations: int = 3
     recent_orders: int = 3
     description: str = ""
+    survey: Survey | None = None
+    recurrence: Recurrence | None = None    # `schedule:` - runs by itself on a cron
+    trigger: Trigger | None = None          # `trigger:` - a lifecycle campaign
 
     @property
     def segment_name(self) -> str | None:
@@ -134,7 +139,18 @@ class _CampaignReader:
             recommendations=self._count(document, "recommendations", where, 3,
                                         MAX_RECOMMENDATIONS),
             recent_orders=self._count(document, "recent_orders", where, 3, MAX_RECENT_ORDERS),
-            description=self._text(document, "description", where))
+            description=self._text(document, "description", where),
+            survey=read_survey(document["survey"], where["survey"], self.fail)
+            if "survey" in document else None,
+            recurrence=read_schedule(document["schedule"], where["schedule"], self.fail,
+                                     self.workspace.settings.shop.timezone)
+            if "schedule" in document else None,
+            trigger=read_trigger(document["trigger"], where["trigger"], self.fail)
+            if "trigger" in document else None)
+        if "schedule" in document and "trigger" in document:
+            self.fail(key_position(document, "trigger", top),
+                      "a campaign takes 'schedule' or 'trigger', not both; split it into two "
+                      "campaign files")
         if self.parser.problems:
             raise CampaignError(self.parser.formatted())
         return campaign

@@ -102,6 +102,7 @@ class Links:
     unsubscribe: str
     view_online: str
     survey: str
+    preferences: str
 
 
 @template_safe("campaign")
@@ -299,7 +300,9 @@ class ContextBuilder:
         return Links(
             unsubscribe=f"{base}/unsubscribe/{self.signer.token('unsubscribe', name, customer_id)}",
             view_online=f"{base}/view/{self.signer.token('view', name, customer_id)}",
-            survey=f"{base}/survey/{self.signer.token('survey', name, customer_id)}")
+            survey=f"{base}/survey/{self.signer.token('survey', name, customer_id)}",
+            preferences=f"{base}/preferences/"
+                        f"{self.signer.token('preferences', name, customer_id)}")
 
 
 def _customer_view(row: Any) -> CustomerView:

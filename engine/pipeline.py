@@ -13,9 +13,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine, Select, select
 
-from engine import ledger
+from engine import ledger, senders
 from engine.audience import Exclusions, recipients
 from engine.dkim import DkimSigner
 from engine.emails import BATCH_SIZE, CampaignEmails
@@ -23,6 +23,7 @@ from engine.errors import EngineError, SettingsError
 from engine.message import HeaderError
 from engine.outgoing import MessageMaker
 from engine.render import RenderError
+from engine.schema import customers
 from engine.suppress import suppress_address
 from engine.transport import Outcome, Outgoing, SmtpPool, SmtpSettings
 from engine.workspace import Workspace
@@ -96,6 +97,19 @@ def send(workspace: Workspace, engine: Engine, name: str, *,
     run finished is not sent again unless `again` is given.
     """
     smtp = required_settings(workspace)
+    sender = senders.register(engine, now())
+    try:
+        return _send(workspace, engine, name, smtp, sender, confirm, limit, retry_failed,
+                     resend_unknown, again, evaluated_at, progress, now)
+    finally:
+        senders.sign_off(engine, sender, now())
+
+
+def _send(workspace: Workspace, engine: Engine, name: str, smtp: SmtpSettings,
+          sender: senders.Sender, confirm: Callable[[Audience], bool], limit: int | None,
+          retry_failed: bool, resend_unknown: bool, again: bool, evaluated_at: datetime | None,
+          progress: Callable[[int, int, int], None] | None,
+          now: Callable[[], datetime]) -> SendReport:
     report = SendReport()
     with engine.begin() as connection:
         run = ledger.open_run(connection, name)
@@ -110,7 +124,7 @@ def send(workspace: Workspace, engine: Engine, name: str, *,
                      "--again")
         if run is not None:
             report.resumed = True
-            report.became_unknown = ledger.move(connection, run, ["sending"], "unknown", now())
+            report.became_unknown = ledger.expire(connection, now(), run, sender.alone)
             requeued = ["deferred"] + ["failed"] * retry_failed + ["unknown"] * resend_unknown
             ledger.move(connection, run, requeued, "queued", now())
             ledger.close(connection, run, "running", now())
@@ -120,14 +134,23 @@ def send(workspace: Workspace, engine: Engine, name: str, *,
             report.cancelled = True
             return report
     report.run = run
-    _deliver(workspace, engine, run, smtp, limit, report, progress, now)
+    deliver(workspace, engine, run, smtp, sender, report, limit=limit, progress=progress,
+            now=now)
     with engine.begin() as connection:
-        report.states = ledger.counts(connection, run.id)
-        if report.stopped:
-            ledger.close(connection, run, "stopped", now(), report.stopped)
-        elif not {"queued", "sending", "deferred", "unknown"} & set(report.states):
-            ledger.close(connection, run, "finished", now())
+        report.states = conclude(connection, run, report.stopped, now())
     return report
+
+
+def conclude(connection: Connection, run: ledger.Run, stopped: str | None,
+             now: datetime) -> dict[str, int]:
+    """Close the run as stopped (with why) or, when nothing is left to do, finished; its
+    deliveries by state."""
+    states = ledger.counts(connection, run.id)
+    if stopped:
+        ledger.close(connection, run, "stopped", now, stopped)
+    elif not {"queued", "sending", "deferred", "unknown"} & set(states):
+        ledger.close(connection, run, "finished", now)
+    return states
 
 
 def _start_run(workspace: Workspace, engine: Engine, name: str,
@@ -136,26 +159,50 @@ def _start_run(workspace: Workspace, engine: Engine, name: str,
     settings = workspace.settings
     with engine.connect() as connection:
         emails = CampaignEmails(workspace, connection, name, evaluated_at)
+        if emails.campaign.trigger is not None:
+            raise EngineError(
+                f"campaign '{name}' is a lifecycle campaign ('trigger:' in its file): the "
+                "worker sends it to each customer when their event falls due",
+                hint="run 'campaign worker' (see docs/scheduling.md); 'campaign send NAME "
+                     "--dry-run' shows its segment")
         exclusions = Exclusions()
         count = sum(1 for _ in recipients(connection, emails.audience_query(),
                                           settings.sending, evaluated_at, exclusions))
     if not confirm(Audience(name, count, exclusions.as_dict())):
         return None
-    maker = MessageMaker(settings, name, emails.campaign.from_address)
-    snapshot = Exclusions()
     with engine.begin() as connection, engine.connect() as members:
-        return ledger.create_run(
-            connection, name, evaluated_at, started,
-            recipients(members, emails.audience_query(), settings.sending, evaluated_at,
-                       snapshot),
-            lambda run_id, customer_id: maker.message_id(str(run_id), customer_id),
-            snapshot.as_dict)
+        return snapshot(workspace, connection, members, name, evaluated_at, started)
 
 
-def _deliver(workspace: Workspace, engine: Engine, run: ledger.Run, smtp: SmtpSettings,
-             limit: int | None, report: SendReport,
-             progress: Callable[[int, int, int], None] | None,
-             now: Callable[[], datetime]) -> None:
+def snapshot(workspace: Workspace, connection: Connection, members: Connection, name: str,
+             evaluated_at: datetime, started: datetime, *, occurrence: str | None = None,
+             among: Select | None = None) -> ledger.Run:
+    """A new run of campaign `name` in the caller's transaction, every member of its audience
+    as of `evaluated_at` (and in `among`, ids, when given) queued; members are read on a
+    second connection, `members`, as a stream."""
+    settings = workspace.settings
+    emails = CampaignEmails(workspace, members, name, evaluated_at)
+    audience = emails.audience_query()
+    if among is not None:
+        audience = select(customers.c.id).where(customers.c.id.in_(audience),
+                                                customers.c.id.in_(among))
+    maker = MessageMaker(settings, name, emails.campaign.from_address)
+    left_out = Exclusions()
+    return ledger.create_run(
+        connection, name, evaluated_at, started,
+        recipients(members, audience, settings.sending, evaluated_at, left_out),
+        lambda run_id, customer_id: maker.message_id(str(run_id), customer_id),
+        left_out.as_dict, occurrence)
+
+
+def deliver(workspace: Workspace, engine: Engine, run: ledger.Run, smtp: SmtpSettings,
+            sender: senders.Sender, report: SendReport, *, limit: int | None = None,
+            progress: Callable[[int, int, int], None] | None = None,
+            halt: threading.Event | None = None,
+            now: Callable[[], datetime] = _utcnow) -> None:
+    """Deliver the run's due queued deliveries that `sender` can lease, until none is left,
+    `limit` were handed over, too many failed in a row, or `halt` is set (the messages
+    already with the SMTP server still finish and are recorded)."""
     settings = workspace.settings
     sending = settings.sending
     handed: set[int] = set()
@@ -173,13 +220,16 @@ def _deliver(workspace: Workspace, engine: Engine, run: ledger.Run, smtp: SmtpSe
             with pool:
                 pool.check()
                 stop = threading.Event()
-                messages = _messages(engine, emails, maker, run, total, handed, pending, now,
-                                     stop, report, claim=2 * sending.connections)
+                halted = halt or threading.Event()
+                messages = _messages(engine, emails, maker, run, sender, total, handed, pending,
+                                     now, lambda: stop.is_set() or halted.is_set(), report,
+                                     claim=2 * sending.connections)
                 failures_in_row = 0
-                last_commit = time.monotonic()
+                last_commit = last_beat = time.monotonic()
                 for outcome in pool.send(messages):
                     result = _result(outcome)
                     pending.append(result)
+                    sender.sent += result.state == "sent"
                     failures_in_row = failures_in_row + 1 if outcome.status != "sent" else 0
                     _count(report, result.state)
                     if outcome.unknown_user:
@@ -187,6 +237,9 @@ def _deliver(workspace: Workspace, engine: Engine, run: ledger.Run, smtp: SmtpSe
                     if time.monotonic() - last_commit > RECORD_EVERY:
                         _record(engine, pending, handed, now())
                         last_commit = time.monotonic()
+                        if last_commit - last_beat > sender.lease.total_seconds() / 4:
+                            senders.heartbeat(engine, sender, now())
+                            last_beat = last_commit
                         if progress:
                             progress(report.delivered, report.failed + report.deferred, total)
                     if failures_in_row >= sending.stop_after_failures and not stop.is_set():
@@ -194,13 +247,13 @@ def _deliver(workspace: Workspace, engine: Engine, run: ledger.Run, smtp: SmtpSe
                                           f"a row (last: {outcome.detail})")
                         stop.set()  # hand over no more; the ones handed over still finish
         finally:
-            _settle(engine, run, pending, handed, now())
+            _settle(engine, sender, pending, handed, now())
     if progress:
         progress(report.delivered, report.failed + report.deferred, total)
 
 
-def _settle(engine: Engine, run: ledger.Run, pending: list[ledger.Result], handed: set[int],
-            moment: datetime) -> None:
+def _settle(engine: Engine, sender: senders.Sender, pending: list[ledger.Result],
+            handed: set[int], moment: datetime) -> None:
     """Record every outcome received; messages handed to SMTP without one become unknown,
     deliveries claimed but never handed over go back to the queue."""
     _record(engine, pending, handed, moment)
@@ -208,28 +261,30 @@ def _settle(engine: Engine, run: ledger.Run, pending: list[ledger.Result], hande
         ledger.record(connection, [ledger.Result(key, "unknown", "the send stopped while this "
                                                  "message was with the SMTP server")
                                    for key in sorted(handed)], moment)
-        ledger.move(connection, run, ["sending"], "queued", moment)
+        ledger.release(connection, sender.id, moment)
     handed.clear()
 
 
 def _messages(engine: Engine, emails: CampaignEmails, maker: MessageMaker, run: ledger.Run,
-              total: int, handed: set[int], pending: list[ledger.Result],
-              now: Callable[[], datetime], stop: threading.Event,
-              report: SendReport, claim: int) -> Iterator[Outgoing]:
-    """Claim, render and build messages as the pool asks for them, until `stop` is set.
+              sender: senders.Sender, total: int, handed: set[int],
+              pending: list[ledger.Result], now: Callable[[], datetime],
+              stopped: Callable[[], bool], report: SendReport,
+              claim: int) -> Iterator[Outgoing]:
+    """Lease, claim, render and build messages as the pool asks for them, until `stopped()`.
 
-    Contexts are built for a batch of queued deliveries at a time; the deliveries are claimed
+    Contexts are built for a leased batch of deliveries at a time; the deliveries are claimed
     in chunks only as large as what the pool keeps in flight, after recording the outcomes
     received so far, so a crash leaves few rows `sending`.
     """
-    produced, after = 0, 0
-    while produced < total and not stop.is_set():
+    produced = 0
+    while produced < total and not stopped():
         size = FIRST_BATCH if produced == 0 else BATCH_SIZE  # the first messages go out soon
+        moment = now()
         with engine.begin() as connection:
-            batch = ledger.queued(connection, run, min(size, total - produced), after)
+            batch = ledger.lease(connection, run, sender.id, min(size, total - produced),
+                                 moment, sender.lease_end(moment))
         if not batch:
             return
-        after = batch[-1].id
         produced += len(batch)
         contexts = {c["customer"].id: c for c in emails.builder.build(
             [item.customer_id for item in batch])}
@@ -238,26 +293,29 @@ def _messages(engine: Engine, emails: CampaignEmails, maker: MessageMaker, run: 
                 emails.builder.coupons.issue(connection, {
                     key: c["coupon"] for key, c in contexts.items()}, run.evaluated_at)
         for start in range(0, len(batch), claim):
-            if stop.is_set():
+            if stopped():
                 return
             chunk = batch[start:start + claim]
             with engine.begin() as connection:  # one commit: the outcomes so far, the claim
                 ledger.record(connection, pending, now())
-                ledger.claim(connection, chunk, now())
+                claimed = ledger.claim(connection, chunk, sender.id, now())
             _recorded(pending, handed)
             sent_at = now()
             for item in chunk:
+                if item.id not in claimed:   # its lease ran out and another sender took it
+                    continue
                 context = contexts.get(item.customer_id)
                 try:
                     if context is None:
                         raise EngineError("the customer no longer exists")
                     email = emails.renderer.render(context)
-                    data, smtputf8 = maker.make(context, email, item.message_id, sent_at)
+                    data, smtputf8 = maker.make(context, email, item.message_id, sent_at,
+                                                delivery_id=item.id)
                 except (RenderError, HeaderError, EngineError) as exc:
                     pending.append(ledger.Result(item.id, "failed", str(exc)))
                     _count(report, "failed")
                     continue
-                if stop.is_set():
+                if stopped():
                     return
                 handed.add(item.id)
                 yield Outgoing(item.id, maker.from_address, item.email, data, smtputf8)

@@ -127,6 +127,7 @@ deliveries = Table(
     UniqueConstraint("run_id", "customer_id"),
     Index("ix_deliveries_run_id_state", "run_id", "state"),
     Index("ix_deliveries_customer_id_sent_at", "customer_id", "sent_at"),
+    Index("ix_deliveries_lease_owner", "lease_owner"),
 )
 
 suppressions = Table(
@@ -197,8 +198,8 @@ triggered = Table(
     Column("id", Integer, primary_key=True),
     Column("campaign", String(100), nullable=False),
     Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False),
-    Column("event_key", String(64), nullable=False),    # "order:EXTERNAL_ID", "birthday:2026"...
-    Column("run_id", Integer, ForeignKey("runs.id"), nullable=False),
+    Column("event_key", String(100), nullable=False),   # "order:EXTERNAL_ID", "birthday:2026"...
+    Column("run_id", Integer, ForeignKey("runs.id")),   # NULL: the customer was left out
     Column("created_at", Moment, nullable=False),
     UniqueConstraint("campaign", "customer_id", "event_key"),
 )

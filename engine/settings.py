@@ -8,6 +8,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import time
 from decimal import Decimal, InvalidOperation
 from email.utils import parseaddr
 from pathlib import Path
@@ -18,6 +19,7 @@ from sqlalchemy.exc import ArgumentError
 
 from engine.errors import SettingsError
 from engine.timespec import Span, parse_span
+from engine.zones import zone_problem
 
 SETTINGS_FILE = "campaign.toml"
 
@@ -33,6 +35,24 @@ class Shop:
     postal_address: str = ""
     base_url: str = "http://localhost:8080"
     currency: str = "EUR"
+    timezone: str = "UTC"            # for schedules, cron and customers without a zone
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """No email is delivered from `start` until `end` in the customer's time zone; may wrap
+    midnight (21:00-08:00). Deliveries falling inside wait until `end`."""
+
+    start: time
+    end: time
+
+    def __contains__(self, moment: time) -> bool:
+        if self.start < self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:%H:%M}-{self.end:%H:%M}"
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,19 @@ class Sending:
     stop_after_failures: int = 20     # consecutive failed messages that stop a run
     cap_emails: int | None = None     # frequency cap: at most this many campaign emails...
     cap_within: Span | None = None    # ...per customer within this span
+    quiet_hours: QuietHours | None = None
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """What `campaign send` adds to links and emails to learn what customers do with them."""
+
+    opens: bool = True                # an open pixel in the HTML part
+    clicks: bool = True               # links go through a signed click redirect
+    utm: bool = True                  # UTM parameters on links to the shop's own site
+    utm_source: str = "newsletter"
+    utm_medium: str = "email"
+    store_ip: bool = False            # keep the client's IP address in open and click events
 
 
 @dataclass(frozen=True)
@@ -80,6 +113,7 @@ class Settings:
     sending: Sending
     dkim: Dkim
     tiers: tuple[Tier, ...] = ()
+    tracking: Tracking = Tracking()
     smtp_url: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
     dkim_key_path: Path | None = None
@@ -157,6 +191,13 @@ class _TomlReader:
                              f"for example {key} = {kind(default)}")
         return kind(value)
 
+    def flag(self, section: str, table: Mapping[str, Any], key: str, default: bool) -> bool:
+        value = table.get(key, default)
+        if not isinstance(value, bool):
+            raise self.error(section, key, f"'{key}' must be true or false, not {value!r}",
+                             f"write it as {key} = {str(default).lower()}")
+        return value
+
 
 def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Settings:
     """Read `root/campaign.toml`, apply environment overrides, validate everything."""
@@ -178,7 +219,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
                             hint="fix the syntax (strings need quotes, tables are [name])") from exc
     reader = _TomlReader(path, text, data)
     reader.reject_unknown(None, data, {"database_url", "sample_data", "shop", "sender",
-                                       "sending", "dkim", "tiers"})
+                                       "sending", "dkim", "tiers", "tracking"})
     return Settings(
         root=root,
         database_url=_database_url(reader, env, root),
@@ -188,6 +229,7 @@ def load_settings(root: Path, environ: Mapping[str, str] | None = None) -> Setti
         sending=_sending(reader),
         dkim=_dkim(reader),
         tiers=_tiers(reader),
+        tracking=_tracking(reader),
         smtp_url=env.get("CAMPAIGN_SMTP_URL") or None,
         secret_key=env.get("CAMPAIGN_SECRET_KEY") or None,
         dkim_key_path=Path(env["CAMPAIGN_DKIM_KEY"]) if env.get("CAMPAIGN_DKIM_KEY") else None,
@@ -219,7 +261,7 @@ def _sample_data(reader: _TomlReader, root: Path) -> Path | None:
 
 
 def _shop(reader: _TomlReader) -> Shop:
-    table = reader.table("shop", {"name", "postal_address", "base_url", "currency"})
+    table = reader.table("shop", {"name", "postal_address", "base_url", "currency", "timezone"})
     base_url = reader.text("shop", table, "base_url", Shop.base_url).rstrip("/")
     if not re.match(r"https?://[^\s/]+", base_url):
         raise reader.error("shop", "base_url", f"base_url {base_url!r} is not an http(s) URL",
@@ -228,9 +270,14 @@ def _shop(reader: _TomlReader) -> Shop:
     if not re.fullmatch(r"[A-Z]{3}", currency):
         raise reader.error("shop", "currency", f"currency {currency!r} is not an ISO 4217 code",
                            'write it as currency = "EUR"')
+    timezone = reader.text("shop", table, "timezone", Shop.timezone)
+    problem = zone_problem(timezone)
+    if problem:
+        raise reader.error("shop", "timezone", f"timezone {problem}",
+                           'write it as timezone = "Europe/Berlin" (see the IANA tz database)')
     return Shop(name=reader.text("shop", table, "name", Shop.name),
                 postal_address=reader.text("shop", table, "postal_address", ""),
-                base_url=base_url, currency=currency)
+                base_url=base_url, currency=currency, timezone=timezone)
 
 
 def _sender(reader: _TomlReader) -> Sender:
@@ -249,7 +296,7 @@ def _sender(reader: _TomlReader) -> Sender:
 
 def _sending(reader: _TomlReader) -> Sending:
     table = reader.table("sending", {"rate", "connections", "per_connection", "timeout",
-                                     "stop_after_failures", "frequency_cap"})
+                                     "stop_after_failures", "frequency_cap", "quiet_hours"})
     cap = table.get("frequency_cap")
     cap_emails, cap_within = None, None
     if cap is not None:
@@ -272,13 +319,48 @@ def _sending(reader: _TomlReader) -> Sending:
         timeout=reader.number("sending", table, "timeout", Sending.timeout),
         stop_after_failures=reader.number("sending", table, "stop_after_failures",
                                           Sending.stop_after_failures, int),
-        cap_emails=cap_emails, cap_within=cap_within)
+        cap_emails=cap_emails, cap_within=cap_within, quiet_hours=_quiet_hours(reader, table))
+
+
+def _quiet_hours(reader: _TomlReader, table: Mapping[str, Any]) -> QuietHours | None:
+    value = table.get("quiet_hours")
+    if value is None:
+        return None
+    found = re.fullmatch(r"\s*(\d\d?):(\d\d)\s*-\s*(\d\d?):(\d\d)\s*", value) \
+        if isinstance(value, str) else None
+    numbers = [int(part) for part in found.groups()] if found else []
+    if not found or numbers[0] > 23 or numbers[2] > 23 or numbers[1] > 59 or numbers[3] > 59:
+        raise reader.error("sending", "quiet_hours", f"'quiet_hours' {value!r} is not "
+                           "'HH:MM-HH:MM'", 'write it as quiet_hours = "21:00-08:00" (no email '
+                           "from 21:00 until 08:00 in each customer's time zone)")
+    quiet = QuietHours(time(numbers[0], numbers[1]), time(numbers[2], numbers[3]))
+    if quiet.start == quiet.end:
+        raise reader.error("sending", "quiet_hours", f"'quiet_hours' {value!r} starts and ends "
+                           "at the same time", "give a real period such as \"21:00-08:00\", or "
+                           "remove the line to allow email at any hour")
+    return quiet
 
 
 def _dkim(reader: _TomlReader) -> Dkim:
     table = reader.table("dkim", {"domain", "selector"})
     return Dkim(domain=reader.text("dkim", table, "domain", ""),
                 selector=reader.text("dkim", table, "selector", ""))
+
+
+def _tracking(reader: _TomlReader) -> Tracking:
+    table = reader.table("tracking", {"opens", "clicks", "utm", "utm_source", "utm_medium",
+                                      "store_ip"})
+    utm = {}
+    for key in ("utm_source", "utm_medium"):
+        utm[key] = reader.text("tracking", table, key, getattr(Tracking, key))
+        if not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", utm[key]):
+            raise reader.error("tracking", key, f"'{key}' {utm[key]!r} must be 1 to 64 letters, "
+                               "digits, dots, dashes or underscores",
+                               f'write it as {key} = "{getattr(Tracking, key)}"')
+    return Tracking(opens=reader.flag("tracking", table, "opens", True),
+                    clicks=reader.flag("tracking", table, "clicks", True),
+                    utm=reader.flag("tracking", table, "utm", True),
+                    store_ip=reader.flag("tracking", table, "store_ip", False), **utm)
 
 
 def _tiers(reader: _TomlReader) -> tuple[Tier, ...]:

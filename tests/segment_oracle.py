@@ -66,10 +66,45 @@ class Order:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """One email of a campaign to a customer; `sent_at` is set once it was sent."""
+
+    customer: str
+    campaign: str
+    state: str = "sent"
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a customer did with an email: "open", "click" (on `url`), "unsubscribe"..."""
+
+    customer: str | None
+    campaign: str | None
+    kind: str
+    created_at: datetime
+    delivery: int | None = None  # an index into History.deliveries
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class Response:
+    """A customer's answers to one campaign's survey, as last updated."""
+
+    customer: str
+    campaign: str
+    answers: Mapping[str, object]
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class History:
     customers: tuple[Customer, ...] = ()
     products: tuple[Product, ...] = ()
     orders: tuple[Order, ...] = ()
+    deliveries: tuple[Delivery, ...] = ()
+    events: tuple[Event, ...] = ()
+    responses: tuple[Response, ...] = ()
 
 
 def span_before(span: Span, moment: datetime) -> datetime:
@@ -156,6 +191,12 @@ class Oracle:
                 return self.rfm(condition)
             case t.TierIs(names):
                 return self.select(lambda c: self.tier_of(c) in names)
+            case t.Engagement(_, bounds):
+                return self.select(lambda c: bounds.admits(Decimal(self.engaged(c, condition))))
+            case t.SurveyAnswer():
+                return frozenset(r.customer for r in self.history.responses
+                                 if self.counts(r.updated_at, r.campaign, condition)
+                                 and answer_fits(r.answers.get(condition.question), condition))
         raise TypeError(f"not a condition: {condition!r}")
 
     def spent(self, customer: str, within: Span | None) -> Decimal:
@@ -225,6 +266,25 @@ class Oracle:
             customer for customer, score in self.rfm_scores().items()
             if all(allowed is None or score[d] in allowed for d, allowed in wanted.items()))
 
+    def counts(self, moment: datetime | None, campaign: str | None,
+               condition: t.Engagement | t.SurveyAnswer) -> bool:
+        """Whether a row at `moment` of `campaign` is one the condition looks at."""
+        start = None if condition.within is None else span_before(condition.within, self.now)
+        return moment is not None and moment < self.now and (start is None or moment >= start) \
+            and (not condition.campaigns or campaign in condition.campaigns)
+
+    def engaged(self, customer: str, condition: t.Engagement) -> int:
+        """Emails sent to the customer, or distinct emails they opened or clicked."""
+        if condition.event == "received":
+            return sum(1 for d in self.history.deliveries if d.customer == customer
+                       and d.state == "sent" and self.counts(d.sent_at, d.campaign, condition))
+        kind = {"opened": "open", "clicked": "click"}[condition.event]
+        wanted = None if condition.url is None else condition.url.lower()
+        return len({e.delivery for e in self.history.events
+                    if e.customer == customer and e.kind == kind and e.delivery is not None
+                    and self.counts(e.created_at, e.campaign, condition)
+                    and (wanted is None or (e.url is not None and wanted in e.url.lower()))})
+
     def tier_of(self, customer: str) -> str | None:
         """The first tier (in settings order) whose thresholds the customer meets."""
         for tier in self.tiers:
@@ -252,3 +312,16 @@ def field_matches(customer: Customer, condition: t.FieldMatch) -> bool:
     if condition.contains is not None:
         return condition.contains.lower() in value.lower()
     return any(isinstance(v, str) and v == value for v in condition.values)
+
+
+def answer_fits(value: object, condition: t.SurveyAnswer) -> bool:
+    """One answer against `survey:`. Numbers are whole numbers of at most 9 digits (never
+    true/false or 7.5); texts match exactly; without bounds or answers any of those fits."""
+    number = isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**9
+    text = isinstance(value, str)
+    if condition.bounds is not None:
+        return number and condition.bounds.admits(Decimal(value))
+    if not condition.answers:
+        return number or text
+    return any((number and isinstance(a, int) and a == value) or
+               (text and isinstance(a, str) and a == value) for a in condition.answers)

@@ -6,11 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from engine.campaigns import CampaignError, Recurrence, Trigger, load_campaign
+from engine.timespec import Span
 from engine.tokens import Signer
-from tests.conftest import Workspace
+from engine.workspace import open_workspace
+from tests.conftest import Workspace, copy_example
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = ("--now", "2026-11-01")
+GOOD = "subject: Hi\nsegment: garden_fans\ntemplate: spring.mjml\n"
 
 
 @pytest.fixture
@@ -41,7 +45,7 @@ def shop(example_shop: Workspace) -> Workspace:
     ("subjet: Hi\nsegment: garden_fans\ntemplate: spring.mjml\n",
      "1:1", "unknown key 'subjet' (did you mean 'subject'?); campaign files take "
      "description, subject, preheader, segment, template, from, coupon, recommendations, "
-     "recent_orders"),
+     "recent_orders, survey, schedule, trigger"),
     ("subject: '{{ customer.name'\nsegment: garden_fans\ntemplate: spring.mjml\n",
      "1:10", "'subject' is not a valid template: unexpected end of template, expected "
      "'end of print statement'."),
@@ -172,3 +176,102 @@ def test_check_also_reads_templates_no_campaign_uses(shop):
     assert f"{draft}:2: error: template syntax error: Unexpected end of template. Jinja was " \
            "looking for the following tags: 'elif' or 'else' or 'endif'." in result.output
     assert "Checked 4 campaigns and 80 emails: 2 errors, 1 warning." in result.output
+
+
+@pytest.fixture(scope="module")
+def files_only(tmp_path_factory) -> Path:
+    """The example workspace's files, without a database: enough to read campaign files."""
+    root = tmp_path_factory.mktemp("files") / "shop"
+    copy_example(root)
+    (root / "campaign.toml").write_text(
+        (root / "campaign.toml").read_text(encoding="utf-8").replace(
+            "[shop]\n", '[shop]\ntimezone = "America/New_York"\n', 1), encoding="utf-8")
+    return root
+
+
+def read_campaign(root: Path, name: str, content: str):
+    (root / "campaigns" / f"{name}.yaml").write_text(content, encoding="utf-8")
+    return load_campaign(open_workspace(root, environ={}), name)
+
+
+@pytest.mark.parametrize(("content", "where", "message"), [
+    (GOOD + 'schedule: {cron: "0 9 * *"}\n',
+     "4:18", "schedule cron '0 9 * *' must have 5 fields; write it like \"0 9 * * MON\" "
+     "(minute hour day-of-month month day-of-week)"),
+    (GOOD + "schedule:\n  cron: 0 25 * * MON\n",
+     "5:9", "schedule cron '0 25 * * MON' is not a valid cron expression; write it like "
+     "\"0 9 * * MON\" (minute hour day-of-month month day-of-week)"),
+    (GOOD + 'schedule: {cron: "0 9 * * MON", timezone: Europe/Berln}\n',
+     "4:43", "schedule timezone 'Europe/Berln' is not an IANA time zone (did you mean "
+     "'Europe/Berlin'?); write it like Europe/Berlin or UTC"),
+    (GOOD + 'schedule: {cronn: "0 9 * * MON"}\n',
+     "4:12", "unknown schedule option 'cronn' (did you mean 'cron'?); write it as "
+     "{cron: \"0 9 * * MON\", timezone: Europe/Berlin}"),
+    (GOOD + 'schedule: "0 9 * * MON"\n',
+     "4:11", "'schedule' takes {cron: \"0 9 * * MON\", timezone: Europe/Berlin}, found "
+     "'0 9 * * MON'"),
+    (GOOD + "trigger: {after: orders, wait: 7 days}\n",
+     "4:18", "unknown trigger event 'orders' (did you mean 'order'?); 'after' takes order, "
+     "last_order, signed_up"),
+    (GOOD + "trigger: {on: birthday, wait: 1 day}\n",
+     "4:25", "'birthday' triggers on the day itself and takes no 'wait'; remove it"),
+    (GOOD + "trigger: {after: birthday}\n",
+     "4:18", "write 'birthday' as {on: birthday}, not {after: birthday}"),
+    (GOOD + "trigger: {after: order, wait: soon}\n",
+     "4:31", "trigger 'wait': 'soon' is not a length of time (write e.g. 90 days, 12 weeks, "
+     "6 months or 1 year)"),
+    (GOOD + "trigger: {after: order, catch_up: 2 months}\n",
+     "4:35", "trigger 'catch_up' 2 months is too long; at most 31 days (events due longer ago "
+     "are not sent)"),
+    (GOOD + "trigger: {after: order, wiat: 7 days}\n",
+     "4:25", "unknown trigger option 'wiat' (did you mean 'wait'?); write it as "
+     "{after: order, wait: 7 days} or {on: birthday}"),
+    (GOOD + "trigger: {wait: 7 days}\n",
+     "4:10", "'trigger' takes 'after' or 'on', one of them; write it as {after: order, "
+     "wait: 7 days} or {on: birthday}"),
+    (GOOD + "trigger: {on: birthday, after: order}\n",
+     "4:10", "'trigger' takes 'after' or 'on', not both; write it as {after: order, "
+     "wait: 7 days} or {on: birthday}"),
+    (GOOD + "trigger: order\n",
+     "4:10", "'trigger' takes {after: order, wait: 7 days} or {on: birthday}, found 'order'"),
+    (GOOD + 'schedule: {cron: "0 9 * * *"}\ntrigger: {on: birthday}\n',
+     "5:1", "a campaign takes 'schedule' or 'trigger', not both; split it into two campaign "
+     "files"),
+])
+def test_schedule_and_trigger_errors_are_located(files_only, content, where, message):
+    with pytest.raises(CampaignError) as error:
+        read_campaign(files_only, "bad", content)
+    assert f"{files_only / 'campaigns' / 'bad.yaml'}:{where}: {message}" in error.value.problems
+
+
+def test_schedule_and_trigger_are_read(files_only):
+    weekly = read_campaign(files_only, "weekly", GOOD + 'schedule: {cron: "0  9 * * MON"}\n')
+    assert weekly.recurrence == Recurrence("0 9 * * MON", "America/New_York")   # the shop's
+    assert weekly.trigger is None
+    berlin = read_campaign(files_only, "berlin",
+                           GOOD + "schedule:\n  cron: 0 9 * * MON\n  timezone: Europe/Berlin\n")
+    assert berlin.recurrence == Recurrence("0 9 * * MON", "Europe/Berlin")
+    cases = {
+        "{after: order, wait: 7 days}": Trigger("order", Span(7, "days"), Span(3, "days")),
+        "{after: last_order, wait: 90 days, catch_up: 1 week}":
+            Trigger("last_order", Span(90, "days"), Span(1, "weeks")),
+        "{after: signed_up}": Trigger("signed_up", None, Span(3, "days")),
+        "{on: birthday}": Trigger("birthday", None, Span(3, "days")),
+    }
+    for text, expected in cases.items():
+        campaign = read_campaign(files_only, "lifecycle", f"{GOOD}trigger: {text}\n")
+        assert (campaign.trigger, campaign.recurrence) == (expected, None)
+    assert read_campaign(files_only, "plain", GOOD).trigger is None
+
+
+def test_every_schedule_and_trigger_problem_is_listed(files_only):
+    with pytest.raises(CampaignError) as error:
+        read_campaign(files_only, "bad", GOOD + "trigger: {after: orders, wait: soon, "
+                                                "catch_up: never}\n")
+    bad = files_only / "campaigns" / "bad.yaml"
+    span = "is not a length of time (write e.g. 90 days, 12 weeks, 6 months or 1 year)"
+    assert error.value.problems == [
+        f"{bad}:4:18: unknown trigger event 'orders' (did you mean 'order'?); 'after' takes "
+        "order, last_order, signed_up",
+        f"{bad}:4:32: trigger 'wait': 'soon' {span}",
+        f"{bad}:4:48: trigger 'catch_up': 'never' {span}"]

@@ -101,6 +101,31 @@ def segments_file(tmp_path: Path, text: str) -> Path:
     ("segments:\n  2fast:\n    orders: {at_least: 1}\n",
      ["2:3: segment name '2fast' must start with a letter and use only letters, digits, '_' "
       "and '-'"]),
+    ("segments:\n  a:\n    recieved: {within: 30 days}\n",
+     ["3:5: unknown condition 'recieved' (did you mean 'received'?)"]),
+    ("segments:\n  a:\n    received: {campain: spring}\n",
+     ["3:16: unknown option 'campain' for 'received' (did you mean 'campaign'?)"]),
+    ("segments:\n  a:\n    opened: {at_least: -1}\n",
+     ["3:24: 'at_least' of 'opened' must be a whole number of 0 or more, found -1"]),
+    ("segments:\n  a:\n    clicked: {campaign: [], url: /x}\n",
+     ["3:25: 'campaign' of 'clicked' takes a name or a list of names, found an empty list"]),
+    ("segments:\n  a:\n    clicked: {url: ''}\n",
+     ["3:20: 'url' of 'clicked' takes a part of a link such as '/sale' or "
+      "'shop.example/garden', found ''"]),
+    ("segments:\n  a:\n    survey: {at_most: 6}\n",
+     ["3:13: 'survey' needs a question: the key of a survey question, as in "
+      "{question: recommend, at_most: 6}"]),
+    ("segments:\n  a:\n    survey: {question: Recommend, at_most: 6}\n",
+     ["3:24: 'question' of 'survey' takes a question key (lower-case letters, digits and '_'), "
+      "found 'Recommend'"]),
+    ("segments:\n  a:\n    survey: {question: recommend, at_most: 6, answer: 5}\n",
+     ["3:13: 'survey' takes either bounds (at_least, at_most, exactly) for number answers or "
+      "'answer', not both"]),
+    ("segments:\n  a:\n    survey: {question: found_us, answer: [Other, true]}\n",
+     ["3:42: 'answer' of 'survey' takes an answer (a text or a whole number) or a list of "
+      "them, found a list"]),
+    ("segments:\n  a:\n    survey: {question: recommend, at_most: 6.5}\n",
+     ["3:44: 'at_most' of 'survey' must be a whole number of 0 or more, found 6.5"]),
 ])
 def test_each_mistake_is_reported_with_its_place(tmp_path, text, problems):
     path = segments_file(tmp_path, text)

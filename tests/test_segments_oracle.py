@@ -28,7 +28,16 @@ from sqlalchemy.engine import make_url
 
 from engine import db
 from engine.errors import WorkspaceError
-from engine.schema import customers, order_items, orders, products
+from engine.schema import (
+    customers,
+    deliveries,
+    events,
+    order_items,
+    orders,
+    products,
+    runs,
+    survey_responses,
+)
 from engine.segments import tree as t
 from engine.segments.compiler import Scope, predicate, segment_query
 from engine.segments.definitions import load_segments
@@ -38,11 +47,14 @@ from engine.timespec import Moment, Span, parse_span
 from tests.conftest import BACKENDS, SERVER_URLS, _empty_server
 from tests.segment_oracle import (
     Customer,
+    Delivery,
+    Event,
     History,
     Line,
     Oracle,
     Order,
     Product,
+    Response,
     span_before,
 )
 
@@ -131,7 +143,55 @@ ORDERS = (
     _order(24, "c08", "2026-04-01 09:00", "500.00", ("PAN-01", 1)),  # c08's only order: future
     _order(25, "c06", "2026-05-01 09:00", "10.00", ("GIFT-99", 1)),  # future
 )
-HAND = History(CUSTOMERS, PRODUCTS, ORDERS)
+# The feedback loop: now - 30 days is 2026-03-01 12:00, now - 90 days 2025-12-31 12:00.
+DELIVERIES = (
+    Delivery("c01", "spring", "sent", at("2026-03-01 10:00")),              # 0
+    Delivery("c01", "winback", "sent", NOW),                                # 1: = now, never
+    Delivery("c02", "spring", "sent", at("2026-03-01 12:00:00")),           # 2: = now - 30 days
+    Delivery("c02", "winback", "failed"),                                   # 3
+    Delivery("c03", "Spring", "sent", at("2026-02-01 09:00")),              # 4: another name
+    Delivery("c04", "winback", "sent", at("2025-12-31 11:59:59")),          # 5
+    Delivery("c04", "spring", "sent", at("2026-01-15 09:00")),              # 6
+    Delivery("c05", "spring", "sent", at("2026-03-30 09:00")),              # 7
+    Delivery("c05", "winback", "sent", at("2026-03-30 10:00")),             # 8
+    Delivery("c05", "thanks", "unknown"),                                   # 9
+    Delivery("c09", "spring", "sent", at("2026-04-01 09:00")),              # 10: future
+    Delivery("c06", "spring", "sent", at("2026-03-20 09:00")),              # 11
+)
+EVENTS = (
+    Event("c01", "spring", "open", at("2026-03-02 08:00"), 0),
+    Event("c01", "spring", "open", at("2026-03-03 08:00"), 0),  # the same email again
+    Event("c01", "spring", "click", at("2026-03-02 08:01"), 0,
+          "https://greenshop.example/garden?utm_source=news"),
+    Event("c02", "spring", "open", at("2026-03-01 12:00:00"), 2),
+    Event("c02", "spring", "click", at("2026-03-01 12:00:00"), 2,
+          "https://greenshop.example/Sale_50%"),
+    Event("c04", "spring", "open", at("2026-01-16 10:00"), 6),
+    Event("c04", "winback", "open", at("2026-01-01 10:00"), 5),
+    Event("c05", "spring", "open", at("2026-03-30 11:00"), 7),
+    Event("c05", "winback", "open", NOW, 8),  # = now: never counts
+    Event("c05", "winback", "click", at("2026-03-30 11:00"), 8, "https://greenshop.example/GARDEN"),
+    Event("c06", "spring", "unsubscribe", at("2026-03-21 10:00"), 11),
+    Event("c07", "spring", "open", at("2026-03-21 10:00")),  # no email: does not count
+    Event(None, "spring", "open", at("2026-03-21 10:00"), 0),  # no customer
+    Event("c12", "spring", "click", at("2026-03-21 10:00"), 7, "https://greenshop.example/salE"),
+)
+RESPONSES = (
+    Response("c01", "spring", {"recommend": 10, "found_us": "A friend", "comment": "Lovely"},
+             at("2026-03-05 10:00")),
+    Response("c02", "spring", {"recommend": 6, "found_us": "Search engine"},
+             at("2026-03-10 10:00")),
+    Response("c03", "winback", {"recommend": 9}, NOW),  # = now: never counts
+    Response("c04", "spring", {"recommend": "10"}, at("2026-03-02 10:00")),  # text, not a number
+    Response("c04", "winback", {"recommend": 0, "found_us": "Other"}, at("2025-06-01 10:00")),
+    Response("c05", "spring", {"recommend": 7.5, "found_us": 10}, at("2026-03-15 10:00")),
+    Response("c06", "spring", {"recommend": True, "found_us": "a friend"}, at("2026-03-15 10:00")),
+    Response("c09", "spring", {"recommend": 3_000_000_000, "comment": "Über uns"},
+             at("2026-03-15 10:00")),
+    Response("c10", "spring", {"recommend": -1, "comment": None}, at("2026-03-15 10:00")),
+    Response("c11", "spring", {}, at("2026-03-15 10:00")),
+)
+HAND = History(CUSTOMERS, PRODUCTS, ORDERS, DELIVERIES, EVENTS, RESPONSES)
 HAND_TIERS = (Tier("gold", spent=D(500), within=Span(1, "years")), Tier("silver", spent=D(300)),
               Tier("bronze", orders=2, within=Span(90, "days")))
 TIER_NAMES = tuple(tier.name for tier in HAND_TIERS)
@@ -229,6 +289,34 @@ CASES: list[tuple[str, str, set[str] | None]] = [
     ("not_any_aggregates", "not: {any: [{average_order: {at_least: 100}}, "
                            "{first_order: {before: 1 year ago}}]}", None),
     ("double_not", "not: {not: {spent: {at_most: 50, within: 6 months}}}", None),
+    ("got_mail", "received: {at_least: 1}", {"c01", "c02", "c03", "c04", "c05", "c06"}),
+    ("spring_30", "received: {campaign: spring, within: 30 days}", {"c02", "c05", "c06"}),
+    ("no_spring", "received: {campaign: spring, exactly: 0}",
+     {"c03", "c07", "c08", "c09", "c10", "c11", "c12"}),
+    ("two_mails", "received: {at_least: 2}", {"c04", "c05"}),
+    ("one_in_90", "received: {at_most: 1, within: 90 days}",
+     {"c01", "c02", "c03", "c04", "c06", "c07", "c08", "c09", "c10", "c11", "c12"}),
+    ("opened_any", "opened: {campaign: [spring, winback]}", {"c01", "c02", "c04", "c05"}),
+    ("opened_twice", "opened: {at_least: 2}", {"c04"}),
+    ("opened_recent", "opened: {within: 30 days}", {"c01", "c02", "c05"}),
+    ("clicked_garden", "clicked: {url: /GARDEN}", {"c01", "c05"}),
+    ("clicked_sale", "clicked: {url: sale_50%, campaign: spring}", {"c02"}),
+    ("no_clicks", "clicked: {exactly: 0}",
+     {"c03", "c04", "c06", "c07", "c08", "c09", "c10", "c11"}),
+    ("detractors", "survey: {question: recommend, at_most: 6}", {"c02", "c04", "c10"}),
+    ("promoters", "survey: {question: recommend, at_least: 9}", {"c01"}),
+    ("rated_spring_30", "survey: {campaign: spring, question: recommend, at_least: 0, "
+                        "within: 30 days}", {"c01", "c02"}),
+    ("found_friend", "survey: {question: found_us, answer: A friend}", {"c01"}),
+    ("found_10_other", "survey: {question: found_us, answer: [10, Other]}", {"c04", "c05"}),
+    ("said_text_10", "survey: {question: recommend, answer: '10'}", {"c04"}),
+    ("said_10", "survey: {question: recommend, answer: 10}", {"c01"}),
+    ("commented", "survey: {question: comment}", {"c01", "c09"}),
+    ("uber", "survey: {question: comment, answer: Über uns}", {"c09"}),
+    ("rated", "survey: {question: recommend}", {"c01", "c02", "c04", "c10"}),
+    ("engaged_not_detractor", "all: [{opened: {within: 90 days}}, "
+                              "{not: {survey: {question: recommend, at_most: 6}}}]",
+     {"c01", "c05"}),
 ]
 HAND_YAML = "segments:\n" + "".join(f"  {name}:\n    {body}\n" for name, body, _ in CASES)
 
@@ -250,7 +338,8 @@ class Database:
             return
         self.loaded = None
         with self.engine.begin() as connection:
-            for table in (order_items, orders, products, customers):
+            for table in (events, survey_responses, deliveries, runs, order_items, orders,
+                          products, customers):
                 connection.execute(delete(table))
             self.ids = insert(connection, history)
         self.loaded = history
@@ -301,7 +390,33 @@ def insert(connection, history: History) -> dict[int, str]:
                  for n, o in enumerate(history.orders, start=1) for line in o.lines]
     if lines:
         connection.execute(order_items.insert(), lines)
+    _insert_feedback(connection, history, customer_ids)
     return {n: external for external, n in customer_ids.items()}
+
+
+def _insert_feedback(connection, history: History, customer_ids: dict[str, int]) -> None:
+    """Deliveries (one run each), events and survey responses."""
+    if history.deliveries:
+        connection.execute(runs.insert(), [
+            {"id": n, "campaign": d.campaign, "status": "finished", "evaluated_at": NOW,
+             "started_at": NOW, "excluded": {}} for n, d in enumerate(history.deliveries, 1)])
+        connection.execute(deliveries.insert(), [
+            {"id": n, "run_id": n, "customer_id": customer_ids[d.customer], "email": "x@y.z",
+             "state": d.state, "attempts": 1, "message_id": f"<{n}@x>",
+             "updated_at": d.sent_at or NOW, "sent_at": d.sent_at}
+            for n, d in enumerate(history.deliveries, 1)])
+    if history.events:
+        connection.execute(events.insert(), [
+            {"customer_id": customer_ids.get(e.customer), "campaign": e.campaign,
+             "kind": e.kind, "created_at": e.created_at,
+             "detail": {"url": e.url} if e.url is not None else {},
+             "delivery_id": None if e.delivery is None else e.delivery + 1}
+            for e in history.events])
+    if history.responses:
+        connection.execute(survey_responses.insert(), [
+            {"campaign": r.campaign, "customer_id": customer_ids[r.customer],
+             "answers": dict(r.answers), "created_at": r.updated_at, "updated_at": r.updated_at}
+            for r in history.responses])
 
 
 def _migrated(url: str) -> Engine:
@@ -352,7 +467,8 @@ def test_hand_history_is_what_the_cases_assume() -> None:
     kinds = {type(node).__name__ for segment in _parse(HAND_YAML).values()
              for node in nodes(segment.condition)}
     assert kinds == {"All", "AnyOf", "Not", "SegmentRef", "OrderCount", "Spent", "AverageOrder",
-                     "When", "Bought", "FieldMatch", "Rfm", "TierIs"}
+                     "When", "Bought", "FieldMatch", "Rfm", "TierIs", "Engagement",
+                     "SurveyAnswer"}
 
 
 @pytest.mark.parametrize(("name", "expected"), [(name, expected) for name, _, expected in CASES])
@@ -471,6 +587,16 @@ SECOND = timedelta(seconds=1)
 AMOUNTS = tuple(D(a) for a in ("0.00", "0.01", "0.10", "0.20", "0.30", "0.15", "10.00", "10.01",
                                "20.00", "25.50", "50.00", "99.99", "100.00", "300.00"))
 
+CAMPAIGNS = ("spring", "Spring", "winback")
+STATES = ("sent", "sent", "failed", "unknown")
+URLS = ("https://shop.example/garden", "https://shop.example/Sale_50%",
+        "https://shop.example/GARDEN/x?a_b=1", "/x")
+URL_PARTS = ("garden", "GARDEN", "sale_5", "_", "%", "/x", "a_b", "nope")
+QUESTIONS = ("recommend", "found_us")
+ANSWERS = (0, 6, 7, 9, 10, -1, 999_999_999, 1_000_000_000, "10", "A friend", "a friend", "Über",
+           "", 7.5, True, False, None)
+WANTED_ANSWERS = (0, 6, 9, 10, 999_999_999, "10", "A friend", "a friend", "Über", "")
+
 amounts = st.one_of(st.sampled_from(AMOUNTS),
                     st.integers(0, 40_000).map(lambda c: (D(c) / 100).quantize(D("0.01"))))
 spans = st.sampled_from(SPANS)
@@ -512,10 +638,15 @@ def purchases(now: datetime) -> st.SearchStrategy[list]:
 
 @st.composite
 def histories(draw, now: datetime) -> History:
-    """0-12 customers with 0-4 orders of 1-3 lines each, times around `now`."""
+    """0-12 customers with 0-4 orders of 1-3 lines each, 0-3 emails, 0-4 events and 0-2
+    survey responses, times around `now`."""
     catalog = tuple(Product(sku, category) for sku, category in zip(SKUS, draw(SHELF),
                                                                       strict=True))
+    mail_lists, action_lists, answer_lists = feedback(now)
     buyers, placed = [], []
+    mails: list[Delivery] = []
+    actions: list[Event] = []
+    answers: list[Response] = []
     for n in range(draw(HEADCOUNT)):
         external = f"c{n}"
         email, first, last, locale, zone, country, city, signed, subscribed, extra = \
@@ -524,7 +655,34 @@ def histories(draw, now: datetime) -> History:
                                signed, subscribed, extra))
         placed += [Order(f"{external}-{k}", external, when, total, tuple(lines))
                    for k, (when, total, lines) in enumerate(draw(purchases(now)))]
-    return History(tuple(buyers), catalog, tuple(placed))
+        sent = draw(mail_lists)
+        own = range(len(mails), len(mails) + len(sent))
+        mails += [Delivery(external, campaign, state, when if state == "sent" else None)
+                  for campaign, state, when in sent]
+        for kind, when, campaign, url in draw(action_lists):
+            delivery = draw(st.one_of(st.none(), st.sampled_from(own))) if own else None
+            actions.append(Event(external, campaign, kind, when, delivery,
+                                 url if kind == "click" else None))
+        answers += [Response(external, campaign, given, when)
+                    for campaign, given, when in draw(answer_lists)]
+    return History(tuple(buyers), catalog, tuple(placed), tuple(mails), tuple(actions),
+                   tuple(answers))
+
+
+@cache
+def feedback(now: datetime) -> tuple[st.SearchStrategy[list], ...]:
+    """A customer's deliveries, events and survey responses (one per campaign: MariaDB's
+    unique key on the campaign name ignores case)."""
+    mails = st.lists(st.tuples(st.sampled_from(CAMPAIGNS), st.sampled_from(STATES), times(now)),
+                     max_size=3)
+    actions = st.lists(st.tuples(st.sampled_from(("open", "click", "unsubscribe")), times(now),
+                                 st.sampled_from(CAMPAIGNS), st.sampled_from(URLS)), max_size=4)
+    answers = st.lists(st.tuples(st.sampled_from(CAMPAIGNS),
+                                 st.dictionaries(st.sampled_from(QUESTIONS),
+                                                 st.sampled_from(ANSWERS), max_size=2),
+                                 times(now)),
+                       max_size=2, unique_by=lambda response: response[0].lower())
+    return mails, actions, answers
 
 
 def _bounds(values: st.SearchStrategy[Decimal]) -> st.SearchStrategy[t.Bounds]:
@@ -572,6 +730,28 @@ def field_match(draw) -> t.FieldMatch:
     return t.FieldMatch(name, attribute, tuple(values))
 
 
+campaign_names = st.lists(st.sampled_from((*CAMPAIGNS, "thanks")), max_size=2,
+                          unique=True).map(tuple)
+
+
+@st.composite
+def engagement(draw) -> t.Engagement:
+    event = draw(st.sampled_from(("received", "opened", "clicked")))
+    bounds = draw(st.one_of(st.just(t.Bounds(at_least=D(1))), whole_bounds))
+    url = draw(st.one_of(st.none(), st.sampled_from(URL_PARTS))) if event == "clicked" else None
+    return t.Engagement(event, bounds, draw(campaign_names), draw(windows), url)
+
+
+@st.composite
+def survey_answer(draw) -> t.SurveyAnswer:
+    kind = draw(st.sampled_from(("bounds", "answers", "answered")))
+    bounds = draw(_bounds(st.integers(0, 10).map(D))) if kind == "bounds" else None
+    answers = tuple(draw(st.lists(st.sampled_from(WANTED_ANSWERS), min_size=1, max_size=3,
+                                  unique=True))) if kind == "answers" else ()
+    return t.SurveyAnswer(draw(st.sampled_from((*QUESTIONS, "comment"))), draw(campaign_names),
+                          bounds, answers, draw(windows))
+
+
 scores = st.frozensets(st.integers(1, 5), min_size=1)
 rfm = st.builds(t.Rfm, st.one_of(st.none(), scores), st.one_of(st.none(), scores),
                 st.one_of(st.none(), scores)).filter(
@@ -585,7 +765,7 @@ def conditions(depth: int, refs: tuple[str, ...], tiers: tuple[str, ...], now: d
     leaves = (st.builds(t.OrderCount, whole_bounds, windows),
               st.builds(t.Spent, money_bounds, windows),
               st.builds(t.AverageOrder, money_bounds, windows), when(now), bought(),
-              field_match(), rfm)
+              field_match(), rfm, engagement(), survey_answer())
     parts = {"leaf": st.sampled_from(leaves).flatmap(lambda leaf: leaf)}
     kinds = ["leaf", "leaf"]
     if tiers:
@@ -701,7 +881,8 @@ KEYS = ("all", "any", "not", "segment", "orders", "spent", "average_order", "fir
         "last_order", "signed_up", "bought", "customer", "rfm", "tier", "description",
         "at_least", "at_most", "exactly", "within", "before", "after", "product", "category",
         "city", "subscribed", "contains", "recency", "frequency", "monetary", "source",
-        "birthday", "signed_up_at", "order", "citty", "segments", "a", "b", "1bad", "x y")
+        "birthday", "signed_up_at", "order", "citty", "segments", "a", "b", "1bad", "x y",
+        "received", "opened", "clicked", "survey", "campaign", "url", "question", "answer")
 SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(-3, 10), st.sampled_from((10**30, 1.5, 0.001, -0.0)),
     st.floats(allow_nan=True, allow_infinity=True),
@@ -738,6 +919,17 @@ MOMENT_TEXT = st.sampled_from((*GOOD_MOMENTS * 3, "yesterday", "2026-13-01", "20
                                "2026-03-01 25:00:00"))
 TEXT_VALUE = st.sampled_from(("Berlin", "Łódź", "paris", "de", "DE", "fr", "xx", "de-de",
                               "de_DE", "instagram", 5, "", True))
+
+CAMPAIGN_OPTIONS = st.sampled_from(({}, {"campaign": "spring"}, {"campaign": ["spring", "Spring"]},
+                                    {"campaign": []}, {"campaign": 5}, {"campaign": None}))
+URL_OPTIONS = st.sampled_from(({}, {"url": "/garden"}, {"url": "sale_50%"}, {"url": ""},
+                               {"url": 3}))
+QUESTION_OPTIONS = st.sampled_from(({"question": "recommend"}, {"question": "found_us"},
+                                    {"question": "comment"}, {}, {"question": "Bad Key"},
+                                    {"question": 5}))
+ANSWER_OPTIONS = st.sampled_from(({}, {}, {"answer": "A friend"}, {"answer": [9, 10, "10"]},
+                                  {"answer": []}, {"answer": True}, {"answer": 1.5},
+                                  {"answer": 10**12}))
 
 
 def _with_window(options: st.SearchStrategy[dict], name: str = "within"
@@ -785,6 +977,14 @@ def yaml_conditions(depth: int) -> st.SearchStrategy[Any]:
             st.sampled_from(("gold", "silver", "bronze", "platinum")),
             st.lists(st.sampled_from(("gold", "bronze")), min_size=1, max_size=2))),
         st.builds(lambda n: {"segment": n}, st.sampled_from(("a", "b", "c", "d"))),
+        st.builds(lambda k, o: {k: o or {"within": "30 days"}},
+                  st.sampled_from(("received", "opened", "clicked")),
+                  _with_window(st.builds(lambda b, c, u: {**b, **c, **u},
+                                         st.one_of(st.just({}), _bound_options(True)),
+                                         CAMPAIGN_OPTIONS, URL_OPTIONS))),
+        st.builds(lambda *parts: {"survey": {k: v for part in parts for k, v in part.items()}},
+                  QUESTION_OPTIONS, st.one_of(st.just({}), _bound_options(True)),
+                  ANSWER_OPTIONS, CAMPAIGN_OPTIONS),
     )
     if depth == 0:
         return leaf

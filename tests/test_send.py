@@ -11,9 +11,10 @@ from pathlib import Path
 
 import dkim
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from cli import cli
+from tests.shops import CAMPAIGN, NOW, REPO, SEGMENT, Shop
 from tests.smtp_servers import (
     Recorder,
     closing,
@@ -25,49 +26,6 @@ from tests.smtp_servers import (
     temporary,
     user_unknown,
 )
-
-REPO = Path(__file__).resolve().parent.parent
-NOW = ("--now", "2026-11-01")
-IDS = ", ".join(f"C{number:07d}" for number in range(1, 11))
-SEGMENT = f"  first_ten:\n    customer: {{customer_id: [{IDS}]}}\n"
-CAMPAIGN = ("subject: \"{{ customer.first_name }}, news\"\nsegment: first_ten\n"
-            "template: winback.mjml\ncoupon: {percent: 10}\n")
-
-
-class Shop:
-    """A copy of the example workspace on SQLite with a ten-customer campaign, `ten`."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        for name in ("campaign.toml", "data", "campaigns", "templates"):
-            source = REPO / name
-            (shutil.copytree if source.is_dir() else shutil.copy)(source, root / name)
-        (root / "segments.yaml").write_text(
-            (REPO / "segments.yaml").read_text(encoding="utf-8") + SEGMENT, encoding="utf-8")
-        (root / "campaigns" / "ten.yaml").write_text(CAMPAIGN, encoding="utf-8")
-        self.smtp_url = ""
-        self.extra: dict[str, str] = {}
-
-    def run(self, *args: str, input: str | None = None) -> Result:
-        env = {"CAMPAIGN_WORKSPACE": str(self.root), "CAMPAIGN_DATABASE_URL": None,
-               "CAMPAIGN_SECRET_KEY": "test-secret", "CAMPAIGN_SMTP_URL": self.smtp_url,
-               **self.extra}
-        return CliRunner(env=env).invoke(cli, list(args), input=input, catch_exceptions=False)
-
-    def rows(self, sql: str) -> list[tuple]:
-        from sqlalchemy import create_engine, text
-        engine = create_engine(f"sqlite:///{self.root / 'campaign.db'}")
-        try:
-            with engine.begin() as connection:
-                result = connection.execute(text(sql))
-                return [tuple(row) for row in result] if result.returns_rows else []
-        finally:
-            engine.dispose()
-
-    def addresses(self) -> list[str]:
-        return [address for (address,) in self.rows(
-            "SELECT email FROM customers WHERE external_id <= 'C0000010' AND subscribed "
-            "ORDER BY id")]
 
 
 @pytest.fixture

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import time
 from pathlib import Path
 
 import pytest
 
 from engine.errors import SettingsError, WorkspaceError
-from engine.settings import load_settings
+from engine.settings import QuietHours, load_settings
 from engine.workspace import open_workspace
 
 
@@ -91,6 +92,24 @@ def test_environment_overrides_and_secrets(tmp_path):
      "environment instead (see CAMPAIGN_* variables)"),
     ('[shop]\ncurrency = "euro"\n',
      "campaign.toml:2: currency 'euro' is not an ISO 4217 code; write it as currency = \"EUR\""),
+    ('[shop]\nname = "A"\ntimezone = "Europe/Berln"\n',
+     "campaign.toml:3: timezone 'Europe/Berln' is not an IANA time zone (did you mean "
+     "'Europe/Berlin'?); write it as timezone = \"Europe/Berlin\" (see the IANA tz database)"),
+    ('[shop]\ntimezone = "Mars/Olympus_Mons"\n',
+     "campaign.toml:2: timezone 'Mars/Olympus_Mons' is not an IANA time zone; write it as "
+     "timezone = \"Europe/Berlin\" (see the IANA tz database)"),
+    ('[sending]\nquiet_hours = "21-8"\n',
+     "campaign.toml:2: 'quiet_hours' '21-8' is not 'HH:MM-HH:MM'; write it as quiet_hours = "
+     "\"21:00-08:00\" (no email from 21:00 until 08:00 in each customer's time zone)"),
+    ('[sending]\nrate = 5\nquiet_hours = "21:00-24:00"\n',
+     "campaign.toml:3: 'quiet_hours' '21:00-24:00' is not 'HH:MM-HH:MM'; write it as "
+     "quiet_hours = \"21:00-08:00\" (no email from 21:00 until 08:00 in each customer's time "
+     "zone)"),
+    ('[sending]\nquiet_hours = "08:00-8:00"\n',
+     "campaign.toml:2: 'quiet_hours' '08:00-8:00' starts and ends at the same time; give a real "
+     "period such as \"21:00-08:00\", or remove the line to allow email at any hour"),
+    ('[sending]\nquiet_hour = "21:00-08:00"\n',
+     "campaign.toml:2: unknown setting 'quiet_hour' in [sending]; did you mean 'quiet_hours'?"),
 ])
 def test_bad_settings_name_file_and_line(tmp_path, text, message):
     root = write_settings(tmp_path, text)
@@ -120,3 +139,14 @@ def test_tiers_are_read_in_order_and_a_bad_one_is_located(tmp_path):
     assert str(error.value) == (f"{root}/campaign.toml:10: tier 'bronze' needs 'spent' or "
                                 "'orders'; for example [[tiers]] name = \"gold\" spent = 1000 "
                                 "within = \"365 days\"")
+
+
+def test_shop_timezone_and_quiet_hours(tmp_path):
+    defaults = load_settings(write_settings(tmp_path / "a", ""), environ={})
+    assert (defaults.shop.timezone, defaults.sending.quiet_hours) == ("UTC", None)
+    settings = load_settings(write_settings(tmp_path / "b", (
+        '[shop]\ntimezone = "America/New_York"\n[sending]\nquiet_hours = " 21:30 - 7:05 "\n')),
+        environ={})
+    assert settings.shop.timezone == "America/New_York"
+    assert settings.sending.quiet_hours == QuietHours(time(21, 30), time(7, 5))
+    assert str(settings.sending.quiet_hours) == "21:30-07:05"

@@ -32,8 +32,10 @@ from engine.emails import CampaignEmails
 from engine.errors import EngineError, SettingsError
 from engine.schema import suppressions
 from engine.tokens import PREVIEW_KEY, Signer
+from engine.tracking import Tracker
 from engine.unsubscribe import UnknownCustomerError, record_unsubscribe
-from engine.web import PAGE_POLICY, VIEW_POLICY, create_app, listen, mask, serve
+from engine.web import create_app, listen, serve
+from engine.webpages import PAGE_POLICY, VIEW_POLICY, mask
 from engine.workspace import Workspace, open_workspace
 
 REPO = Path(__file__).resolve().parent.parent
@@ -322,7 +324,8 @@ def test_refuses_to_start_without_a_real_key(sqlite_workspace) -> None:
 @sqlite_only
 def test_only_its_own_routes(app: Flask, client: FlaskClient, ids) -> None:
     assert sorted({rule.rule for rule in app.url_map.iter_rules()}) == [
-        "/healthz", "/unsubscribe/<token>", "/view/<token>"]
+        "/click/<token>", "/healthz", "/open/<token>", "/preferences/<token>",
+        "/survey/<token>", "/unsubscribe/<token>", "/view/<token>"]
     health = client.get("/healthz")
     assert (health.status_code, health.text, health.mimetype) == (200, "ok", "text/plain")
     refused = client.put(f"/unsubscribe/{token('unsubscribe', ids['C1'])}")
@@ -342,7 +345,7 @@ def test_tokens_are_never_logged(app: Flask, client: FlaskClient, ids, workspace
     def broken(*_args) -> bool:
         raise RuntimeError("database on fire")
 
-    monkeypatch.setattr("engine.web.record_unsubscribe", broken)
+    monkeypatch.setattr("engine.weblinks.record_unsubscribe", broken)
     secret = token("unsubscribe", ids["C1"])
     with caplog.at_level(logging.DEBUG):
         response = client.post(f"/unsubscribe/{secret}", data=ONE_CLICK)
@@ -416,7 +419,7 @@ def test_serve_announces_its_address(shop: Workspace, shop_engine: Engine) -> No
 
     with pytest.raises(Announced):
         serve(shop, shop_engine, "127.0.0.1", 0, notify)
-    found = re.fullmatch(r"Serving unsubscribe and view-online links of Test Shop at "
+    found = re.fullmatch(r"Serving the email links and pages of Test Shop at "
                          r"http://127\.0\.0\.1:(\d+)/ \(Ctrl\+C to stop\)", said[0])
     assert found, said
     with socket.socket() as again:  # closed on the way out: the port is free again
@@ -476,7 +479,12 @@ def test_view_shows_the_customers_email(example_client: FlaskClient, example: Wo
     response = example_client.get(f"/view/{token('view', first.customer.id)}")
     assert response.status_code == 200
     assert response.mimetype == "text/html"
-    assert response.text == first.email.html
+    # Never sent: as a dry run would make it, UTM parameters on shop links and no tracking.
+    untracked = Tracker(example.settings.tracking, example.settings.shop.base_url, SIGNER,
+                        "spring").track(first.email.html, "", None)[0]
+    assert response.text == untracked != first.email.html
+    assert "seed-04?utm_source=newsletter&amp;utm_medium=email&amp;utm_campaign=spring" \
+        in untracked and "/click/" not in untracked and "/open/" not in untracked
     assert first.customer.first_name and first.customer.first_name in response.text
     assert first.customer.first_name != second.customer.first_name
     assert second.customer.first_name not in response.text

@@ -5,6 +5,7 @@ into a single GROUP BY over `orders` wherever they meet in `all`/`any`/`not`, so
 the orders table once, as a hand-written query would. Every predicate is two-valued (never SQL
 NULL), so `not` means exactly "not in the segment". Amounts are compared in whole cents, so
 SQLite, PostgreSQL and MariaDB give identical results. Only orders placed before `now` count.
+Conditions on emails and survey answers are compiled in `feedback`.
 """
 
 from __future__ import annotations
@@ -17,52 +18,15 @@ from functools import reduce
 
 from sqlalchemy import ColumnElement, Select, and_, case, false, func, literal, not_, or_, select
 from sqlalchemy import true as sql_true
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import True_
-from sqlalchemy.sql.functions import GenericFunction
-from sqlalchemy.types import String
 
 from engine.schema import customers, order_items, orders, products
 from engine.segments import tree as t
+from engine.segments.feedback import engagement, survey_answer
+from engine.segments.sqlfunctions import exact, folded, like_pattern
 from engine.settings import Tier
 
 _COLUMN_OF_FIELD = {"customer_id": "external_id"}
-
-
-class folded(GenericFunction):  # noqa: N801 - reads like the SQL function it stands for
-    """lower(x), compared byte by byte (MariaDB's default collation ignores accents)."""
-
-    type = String()
-    inherit_cache = True
-
-
-class exact(GenericFunction):  # noqa: N801
-    """x itself, compared byte by byte on every database."""
-
-    type = String()
-    inherit_cache = True
-
-
-@compiles(folded)
-def _folded(element, compiler, **kw) -> str:
-    return f"lower({compiler.process(element.clauses, **kw)})"
-
-
-@compiles(folded, "mysql")
-@compiles(folded, "mariadb")
-def _folded_mysql(element, compiler, **kw) -> str:
-    return f"(lower({compiler.process(element.clauses, **kw)}) COLLATE utf8mb4_bin)"
-
-
-@compiles(exact)
-def _exact(element, compiler, **kw) -> str:
-    return compiler.process(element.clauses, **kw)
-
-
-@compiles(exact, "mysql")
-@compiles(exact, "mariadb")
-def _exact_mysql(element, compiler, **kw) -> str:
-    return f"({compiler.process(element.clauses, **kw)} COLLATE utf8mb4_bin)"
 
 
 @dataclass(frozen=True)
@@ -156,6 +120,10 @@ def _node(condition: t.Condition, scope: Scope) -> _Grouped | ColumnElement[bool
             return _node(scope.segments[name].condition, scope)
         case t.TierIs(names):
             return _node(t.AnyOf(tuple(tier_condition(scope.tiers, n) for n in names)), scope)
+        case t.Engagement():
+            return engagement(condition, scope.now)
+        case t.SurveyAnswer():
+            return survey_answer(condition, scope.now)
         case t.OrderCount(bounds, within):
             return _counted(bounds, _start(within, scope))
         case t.Spent(bounds, within):
@@ -332,15 +300,9 @@ def _field(condition: t.FieldMatch) -> ColumnElement[bool]:
         return column.is_(sql_true()) if condition.values[0] else column.is_(false())
     present = column.is_not(None)
     if condition.contains is not None:
-        return and_(present, folded(column).like(folded(literal(_like_pattern(condition.contains))),
+        return and_(present, folded(column).like(folded(literal(like_pattern(condition.contains))),
                                                  escape="/"))
     return and_(present, exact(column).in_([str(v) for v in condition.values]))
-
-
-def _like_pattern(text: str) -> str:
-    """%text% with LIKE's wildcards in `text` escaped by '/'."""
-    escaped = text.replace("/", "//").replace("%", "/%").replace("_", "/_")
-    return f"%{escaped}%"
 
 
 def _rfm(condition: t.Rfm, scope: Scope) -> _Members:

@@ -19,8 +19,12 @@ from engine.timespec import Moment, parse_moment, parse_span
 from engine.yamlfile import Position, item_position, key_position, value_position
 
 CONDITIONS = ("all", "any", "not", "segment", "orders", "spent", "average_order", "first_order",
-              "last_order", "signed_up", "bought", "customer", "rfm", "tier")
+              "last_order", "signed_up", "bought", "customer", "rfm", "tier", "received",
+              "opened", "clicked", "survey")
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_-]*$")
+QUESTION = re.compile(r"[a-z][a-z0-9_]{0,39}")
+BOUND_NAMES = ("at_least", "at_most", "exactly")
+MAX_ANSWER = 10**9 - 1
 MAX_NUMBER = Decimal(10) ** 12
 MAX_DEPTH = 50
 _TEXT_COLUMNS = {"customer_id", "email", "first_name", "last_name", "locale", "timezone",
@@ -305,6 +309,51 @@ class ConditionParser:
             raise self.fail(where, f"unknown tier '{unknown[0]}'{hint}")
         return t.TierIs(names)
 
+    def _engagement(self, key: str, value: Any, where: Position) -> t.Condition:
+        allowed = ("campaign", "within", *BOUND_NAMES) + (("url",) if key == "clicked" else ())
+        options = self.options(key, value, where, allowed, "{campaign: spring, within: 30 days}")
+        bounds = self.bounds(key, options, where, whole=True) if options.keys() & {*BOUND_NAMES} \
+            else t.Bounds(at_least=Decimal(1))
+        url = None
+        if "url" in options:
+            url, url_at = options["url"]
+            if not isinstance(url, str) or not url.strip():
+                raise self.fail(url_at, "'url' of 'clicked' takes a part of a link such as "
+                                        f"'/sale' or 'shop.example/garden', found {describe(url)}")
+            url = url.strip()
+        return t.Engagement(key, bounds, self._campaigns(key, options), self.span(options), url)
+
+    def _survey(self, key: str, value: Any, where: Position) -> t.Condition:
+        allowed = ("question", "campaign", "answer", "within", *BOUND_NAMES)
+        options = self.options(key, value, where, allowed, "{question: recommend, at_most: 6}")
+        if "question" not in options:
+            raise self.fail(where, "'survey' needs a question: the key of a survey question, as "
+                                   "in {question: recommend, at_most: 6}")
+        question, question_at = options["question"]
+        if not isinstance(question, str) or not QUESTION.fullmatch(question):
+            raise self.fail(question_at, "'question' of 'survey' takes a question key (lower-case "
+                                         f"letters, digits and '_'), found {describe(question)}")
+        ranged = bool(options.keys() & {*BOUND_NAMES})
+        if ranged and "answer" in options:
+            raise self.fail(where, "'survey' takes either bounds (at_least, at_most, exactly) for "
+                                   "number answers or 'answer', not both")
+        bounds = self.bounds(key, options, where, whole=True) if ranged else None
+        answers = self._answers(*options["answer"]) if "answer" in options else ()
+        return t.SurveyAnswer(question, self._campaigns(key, options), bounds, answers,
+                              self.span(options))
+
+    def _campaigns(self, key: str, options: dict) -> tuple[str, ...]:
+        return self.names(key, "campaign", *options["campaign"]) if "campaign" in options else ()
+
+    def _answers(self, value: Any, where: Position) -> tuple[str | int, ...]:
+        """One answer or a list: texts as chosen, or whole numbers."""
+        values = list(value) if isinstance(value, CommentedSeq) else [value]
+        if not values or not all(isinstance(v, str) or (isinstance(v, int) and not isinstance(
+                v, bool) and abs(v) <= MAX_ANSWER) for v in values):
+            raise self.fail(where, "'answer' of 'survey' takes an answer (a text or a whole "
+                                   f"number) or a list of them, found {describe(value)}")
+        return tuple(values)
+
 
 _HANDLERS: dict[str, Callable[..., t.Condition]] = {
     "all": ConditionParser._combination, "any": ConditionParser._combination,
@@ -314,6 +363,8 @@ _HANDLERS: dict[str, Callable[..., t.Condition]] = {
     "last_order": ConditionParser._when, "signed_up": ConditionParser._when,
     "bought": ConditionParser._bought, "customer": ConditionParser._customer,
     "rfm": ConditionParser._rfm, "tier": ConditionParser._tier,
+    "received": ConditionParser._engagement, "opened": ConditionParser._engagement,
+    "clicked": ConditionParser._engagement, "survey": ConditionParser._survey,
 }
 
 

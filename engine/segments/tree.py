@@ -113,8 +113,32 @@ class TierIs:
     names: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class Engagement:
+    """`received`, `opened`, `clicked`: how many emails (of these campaigns, within a window)
+    were sent to the customer, opened, or clicked (on a link whose URL contains `url`)."""
+
+    event: str  # received | opened | clicked
+    bounds: Bounds
+    campaigns: tuple[str, ...] = ()
+    within: Span | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True)
+class SurveyAnswer:
+    """`survey`: the customer answered `question` (of these campaigns' surveys), with a whole
+    number within `bounds`, or with one of `answers`, or at all when neither is given."""
+
+    question: str
+    campaigns: tuple[str, ...] = ()
+    bounds: Bounds | None = None
+    answers: tuple[str | int, ...] = ()
+    within: Span | None = None
+
+
 Condition = (All | AnyOf | Not | SegmentRef | OrderCount | Spent | AverageOrder | When | Bought
-             | FieldMatch | Rfm | TierIs)
+             | FieldMatch | Rfm | TierIs | Engagement | SurveyAnswer)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("not_before", Moment))
         batch.add_column(sa.Column("lease_owner", sa.String(100)))
         batch.add_column(sa.Column("lease_until", Moment))
+    op.create_index("ix_deliveries_lease_owner", "deliveries", ["lease_owner"])
     op.create_table(
         "schedules",
         sa.Column("id", sa.Integer, primary_key=True),
@@ -45,8 +46,8 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("campaign", sa.String(100), nullable=False),
         sa.Column("customer_id", sa.Integer, nullable=False),
-        sa.Column("event_key", sa.String(64), nullable=False),
-        sa.Column("run_id", sa.Integer, nullable=False),
+        sa.Column("event_key", sa.String(100), nullable=False),
+        sa.Column("run_id", sa.Integer),
         sa.Column("created_at", Moment, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_triggered"),
         sa.ForeignKeyConstraint(["customer_id"], ["customers.id"],
@@ -73,6 +74,7 @@ def downgrade() -> None:
     op.drop_table("triggered")
     op.drop_index("ix_schedules_status_due_at", "schedules")
     op.drop_table("schedules")
+    op.drop_index("ix_deliveries_lease_owner", "deliveries")
     with op.batch_alter_table("deliveries") as batch:
         batch.drop_column("lease_until")
         batch.drop_column("lease_owner")
