@@ -684,7 +684,7 @@ def suppress_import(ctx: click.Context, file: Path, reason: str) -> None:
               help="Port to listen on.")
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int) -> None:
-    """Serve one-click unsubscribe and view-online links (production WSGI server)."""
+    """Serve the links of sent emails: unsubscribe, view online, tracking, preferences, surveys."""
     workspace = _workspace(ctx)
     from engine.web import serve as serve_web
     serve_web(workspace, _database(workspace), host, port, _notify)

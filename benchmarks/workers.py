@@ -29,10 +29,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from send import HERE, NAME, Sink, campaign_command, configure, say, workspace_for
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
-
-from send import HERE, NAME, Sink, campaign_command, configure, say, workspace_for
 
 DEFAULT_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/campaign_bench"
 LEDGER = ("triggered", "schedules", "coupons", "events", "survey_responses", "deliveries",

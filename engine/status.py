@@ -79,7 +79,7 @@ def status(workspace: Workspace, engine: Engine, now: datetime) -> Status:
         if campaign.trigger is not None:
             trigger = campaign.trigger
             event = ("on birthday" if trigger.event == "birthday"
-                     else f"after {trigger.event.replace('_', ' ')}, {trigger.wait}")
+                     else f"{trigger.wait or 'right'} after {trigger.event.replace('_', ' ')}")
             upcoming.append(Upcoming(name, None, f"triggered {event}"))
     upcoming.sort(key=lambda item: (item.when is None, item.when or now, item.campaign))
     return Status(senders.alive(engine, now), progress, upcoming, problems)

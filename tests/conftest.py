@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from cli import cli
+from tests.shops import Shop
 
 SERVER_URLS = {
     "postgresql": os.environ.get("CAMPAIGN_TEST_POSTGRES_URL",
@@ -168,3 +169,11 @@ def seeded_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
     settings = open_workspace(REPO, environ={"CAMPAIGN_DATABASE_URL": f"sqlite:///{path}"}).settings
     open_database(settings, lambda _message: None).dispose()
     return path
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Shop:
+    """The example workspace on SQLite with the ten-customer campaign `ten` (tests/shops.py)."""
+    space = Shop(tmp_path)
+    assert space.run("db", "status").exit_code == 0
+    return space

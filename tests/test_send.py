@@ -7,7 +7,6 @@ import email
 import email.policy
 import shutil
 import subprocess
-from pathlib import Path
 
 import dkim
 import pytest
@@ -26,13 +25,6 @@ from tests.smtp_servers import (
     temporary,
     user_unknown,
 )
-
-
-@pytest.fixture
-def shop(tmp_path: Path) -> Shop:
-    space = Shop(tmp_path)
-    assert space.run("db", "status").exit_code == 0
-    return space
 
 
 def _states(shop: Shop) -> dict[str, int]:
