@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from html import escape, unescape
-from urllib.parse import quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from engine.settings import Tracking
 from engine.tokens import Signer
@@ -29,6 +29,28 @@ _HREF = re.compile(r"""(href(?<![\w-]href)\s*=\s*)(["'])(https?://[^"'<>]+)\2"""
 # A URL in plain text; a final full stop, comma... belongs to the sentence, not the URL.
 _TEXT_URL = re.compile(r"""https?://[^\s<>()"'\[\]]*[^\s<>()"'\[\].,;:!?]""")
 _CACHE_LIMIT = 10_000
+# quote(url, safe=":/") for ASCII text, as one str.translate
+_QUOTE = {code: f"%{code:02X}" for code in range(128)
+          if not (chr(code).isalnum() or chr(code) in "_.-~:/")}
+
+
+def _quoted(url: str) -> str:
+    """`url` percent-encoded for a query value (what quote(url, safe=":/") gives)."""
+    return url.translate(_QUOTE) if url.isascii() else quote(url, safe=":/")
+
+
+def _host(url: str) -> str:
+    """The lower-case host of an http(s) URL, without user or port ("" when unreadable)."""
+    authority = url.partition("://")[2]
+    for end in "/?#":
+        authority = authority.partition(end)[0]
+    host = authority.rpartition("@")[2]
+    if host.startswith("["):
+        try:
+            return (urlsplit(url).hostname or "").lower()
+        except ValueError:  # not a URL that a mail client would open either
+            return ""
+    return host.partition(":")[0].lower()
 
 
 class Tracker:
@@ -76,23 +98,20 @@ class Tracker:
             if len(self._targets) >= _CACHE_LIMIT:
                 self._targets.clear()
             target = self._with_utm(url) if self.settings.utm else url
-            found = self._targets[url] = (target, quote(target, safe=":/"))
+            found = self._targets[url] = (target, _quoted(target))
         return found
 
     def _with_utm(self, url: str) -> str:
-        try:
-            parts = urlsplit(url)
-            host = (parts.hostname or "").lower()
-        except ValueError:  # not a URL that a mail client would open either
-            return url
+        host = _host(url)
         if not self.host or not (host == self.host or host.endswith(f".{self.host}")):
             return url
-        have = {pair.partition("=")[0] for pair in parts.query.split("&")}
+        url, hash_mark, fragment = url.partition("#")
+        _, question_mark, query = url.partition("?")
+        have = {pair.partition("=")[0] for pair in query.split("&")}
         missing = {key: value for key, value in self.utm.items() if key not in have}
-        if not missing:
-            return url
-        query = "&".join(part for part in (parts.query, urlencode(missing)) if part)
-        return urlunsplit(parts._replace(query=query))
+        if missing:
+            url += ("&" if query else "" if question_mark else "?") + urlencode(missing)
+        return url + hash_mark + fragment
 
     def _with_pixel(self, html: str, delivery_id: int | None) -> str:
         if delivery_id is None or not self.settings.opens:
