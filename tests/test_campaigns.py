@@ -26,7 +26,7 @@ def shop(example_shop: Workspace) -> Workspace:
     ("subject: Hi\nsegment: garden_fan\ntemplate: spring.mjml\n",
      "2:10", "unknown segment 'garden_fan' (did you mean 'garden_fans'?); segments in "
      "segments.yaml: loyal_lapsed, big_spenders, garden_fans, active_vips, berliners, champions, "
-     "gold_members, recent_buyers, follow_up_due"),
+     "gold_members, recent_buyers, follow_up_due, detractors, promoters"),
     ("subject: Hi\nsegment: garden_fans\ntemplate: sprong.mjml\n",
      "3:11", "unknown template 'sprong.mjml' (did you mean 'spring.mjml'?); templates in "
      "templates/: follow_up.mjml, spring.mjml, thank_you.mjml, winback.mjml"),
