@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from engine import bootstrap, db, ledger, pipeline, sampledata, scaffold, schedules
 from engine import suppress as suppressions
-from engine.campaigns import CampaignError, load_campaign
+from engine.campaigns import CampaignError
 from engine.checks import SAMPLE_RECIPIENTS, check_workspace
 from engine.emails import CampaignEmails
 from engine.errors import EngineError, ImportFileError
@@ -727,14 +727,7 @@ def schedule_add(ctx: click.Context, name: str, at: str, zone: str | None,
     """Send campaign NAME at a given time."""
     workspace = _workspace(ctx)
     zone = zone or workspace.settings.shop.timezone
-    campaign = load_campaign(workspace, name)
-    if campaign.trigger is not None:
-        raise click.ClickException(f"campaign '{name}' is triggered ('trigger:' in its file); "
-                                   "the worker sends it to each customer when due")
-    due_at, local = schedules.when(at, zone, local_time)
-    if due_at <= now:
-        raise click.ClickException(f"--at {at} ({zone}) is in the past "
-                                   f"({due_at:%Y-%m-%d %H:%M} UTC); give a later time")
+    due_at, local = schedules.due_time(workspace, name, at, zone, local_time, now)
     with _database(workspace).begin() as connection:
         added = schedules.add(connection, name, due_at, zone, local, now)
     when = (f"{at} at {local} in each customer's time zone (from {due_at:%Y-%m-%d %H:%M} UTC)"

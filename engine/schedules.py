@@ -10,9 +10,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, insert, select, update
 
+from engine.campaigns import load_campaign
 from engine.errors import EngineError
 from engine.scheduler import earliest_local_moment
 from engine.schema import schedules
+from engine.workspace import Workspace
 
 SCHEDULED, STARTED, CANCELLED, RECURRING = "scheduled", "started", "cancelled", "recurring"
 
@@ -162,3 +164,19 @@ def when(at: str, zone: str, local_time: str | None) -> tuple[datetime, str | No
         raise EngineError(f"--local-time: {local_time!r} is not a time of day",
                           hint="write it like 09:00") from None
     return earliest_local_moment(moment.date(), clock), f"{clock:%H:%M}"
+
+
+def due_time(workspace: Workspace, name: str, at: str, zone: str, local_time: str | None,
+             now: datetime) -> tuple[datetime, str | None]:
+    """When a new schedule of campaign `name` is due (UTC), and its local time; the campaign
+    must load, not be a lifecycle campaign, and the time must be after `now`."""
+    if load_campaign(workspace, name).trigger is not None:
+        raise EngineError(f"campaign '{name}' is triggered ('trigger:' in its file); the "
+                          "worker sends it to each customer when due",
+                          hint="run 'campaign worker'; to send it at a set time, remove "
+                               "'trigger:' from the campaign file")
+    due_at, local = when(at, zone, local_time)
+    if due_at <= now:
+        raise EngineError(f"--at {at} ({zone}) is in the past ({due_at:%Y-%m-%d %H:%M} UTC)",
+                          hint="give a later time")
+    return due_at, local

@@ -244,3 +244,12 @@ def test_a_lifecycle_campaign_is_not_sent_by_hand(shop):
     assert "campaign 'after_order' is a lifecycle campaign ('trigger:' in its file)" \
         in result.output
     assert shop.rows("SELECT count(*) FROM runs") == [(0,)]
+
+
+def test_a_lifecycle_campaign_cannot_be_scheduled(shop):
+    shop.write_campaign("after_order", "trigger: {after: order, wait: 7 days}\n")
+    result = shop.run("schedule", "after_order", "--at", "2026-11-02 09:00", *_at("2026-11-01"))
+    assert result.exit_code == 1
+    assert ("campaign 'after_order' is triggered ('trigger:' in its file); the worker sends it "
+            "to each customer when due; run 'campaign worker'") in result.output
+    assert shop.rows("SELECT count(*) FROM schedules") == [(0,)]
