@@ -12,7 +12,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 
 from engine.schema import customers, deliveries, runs
 
@@ -142,10 +152,7 @@ def lease(connection: Connection, run: Run, owner: str, limit: int, now: datetim
     until `until`: nobody else takes them meanwhile. Rows leased by someone whose lease ran out
     are taken over. With PostgreSQL or MariaDB, rows another transaction is leasing right now
     are skipped (FOR UPDATE SKIP LOCKED), so any number of workers share a run."""
-    free = (select(deliveries.c.id)
-            .where(deliveries.c.run_id == run.id, deliveries.c.state == "queued",
-                   or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now),
-                   or_(deliveries.c.lease_owner.is_(None), deliveries.c.lease_until < now))
+    free = (select(deliveries.c.id).where(*_leasable(run, now))
             .order_by(deliveries.c.id).limit(limit).with_for_update(skip_locked=True))
     ids = list(connection.execute(free).scalars())
     if not ids:
@@ -156,6 +163,19 @@ def lease(connection: Connection, run: Run, owner: str, limit: int, now: datetim
         select(deliveries.c.id, deliveries.c.customer_id, deliveries.c.email,
                deliveries.c.message_id)
         .where(deliveries.c.id.in_(ids)).order_by(deliveries.c.id))]
+
+
+def _leasable(run: Run, now: datetime) -> list[ColumnElement[bool]]:
+    """Queued, due, and leased by nobody (or by someone whose lease ran out)."""
+    return [deliveries.c.run_id == run.id, deliveries.c.state == "queued",
+            or_(deliveries.c.not_before.is_(None), deliveries.c.not_before <= now),
+            or_(deliveries.c.lease_owner.is_(None), deliveries.c.lease_until < now)]
+
+
+def any_leasable(connection: Connection, run: Run, now: datetime) -> bool:
+    """Whether a sender could lease one of the run's deliveries now."""
+    return connection.execute(
+        select(deliveries.c.id).where(*_leasable(run, now)).limit(1)).first() is not None
 
 
 def renew(connection: Connection, owner: str, until: datetime) -> None:

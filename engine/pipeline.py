@@ -202,7 +202,12 @@ def deliver(workspace: Workspace, engine: Engine, run: ledger.Run, smtp: SmtpSet
             now: Callable[[], datetime] = _utcnow) -> None:
     """Deliver the run's due queued deliveries that `sender` can lease, until none is left,
     `limit` were handed over, too many failed in a row, or `halt` is set (the messages
-    already with the SMTP server still finish and are recorded)."""
+    already with the SMTP server still finish and are recorded). With nothing to lease now
+    (all held for later, or taken by other senders) it returns at once, without reading the
+    campaign or connecting to SMTP."""
+    with engine.connect() as connection:
+        if not ledger.any_leasable(connection, run, now()):
+            return
     settings = workspace.settings
     sending = settings.sending
     handed: set[int] = set()

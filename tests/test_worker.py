@@ -253,3 +253,16 @@ def test_a_lifecycle_campaign_cannot_be_scheduled(shop):
     assert ("campaign 'after_order' is triggered ('trigger:' in its file); the worker sends it "
             "to each customer when due; run 'campaign worker'") in result.output
     assert shop.rows("SELECT count(*) FROM schedules") == [(0,)]
+
+
+def test_a_pass_with_nothing_due_does_not_connect_to_smtp(shop):
+    shop.rows("UPDATE customers SET timezone = 'Europe/Berlin'")
+    shop.run("schedule", "ten", "--at", "2026-11-02", "--local-time", "09:00",
+             *_at("2026-11-01"))
+    shop.smtp_url = "smtp://127.0.0.1:9"   # nothing listens: connecting would be an error
+    started = shop.run("worker", "--once", *_at("2026-11-01 19:00"))   # 20:00 in Berlin
+    assert started.exit_code == 0, started.output
+    assert "warning" not in started.output, started.output
+    assert _deliveries(shop) == {"queued": len(shop.addresses())}
+    assert shop.rows("SELECT DISTINCT not_before FROM deliveries") == [
+        ("2026-11-02 08:00:00.000000",)]
