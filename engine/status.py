@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine, func, select
 
 from engine import ledger, schedules, senders
-from engine.campaigns import campaign_names, load_campaign
+from engine.campaigns import CampaignError, campaign_names, load_campaign
 from engine.errors import EngineError
 from engine.schema import deliveries
 from engine.workspace import Workspace
@@ -73,6 +73,9 @@ def status(workspace: Workspace, engine: Engine, now: datetime) -> Status:
     for name in campaign_names(workspace):
         try:
             campaign = load_campaign(workspace, name)
+        except CampaignError as exc:
+            problems += [f"campaign '{name}': {problem}" for problem in exc.problems]
+            continue
         except EngineError as exc:
             problems.append(f"campaign '{name}': {exc}")
             continue

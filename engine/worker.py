@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, Integer, func, insert, literal, selec
 from sqlalchemy.exc import IntegrityError
 
 from engine import ledger, pipeline, schedules, senders
-from engine.campaigns import Campaign, campaign_names, load_campaign
+from engine.campaigns import Campaign, CampaignError, campaign_names, load_campaign
 from engine.errors import EngineError
 from engine.scheduler import (
     customer_zone,
@@ -70,6 +70,7 @@ class Worker:
         self.notify = notify
         self.halt = halt
         self.lease = lease
+        self._warned: set[str] = set()   # problems already reported: once each, not per pass
 
     def run(self, once: bool = False, poll: float = POLL) -> int:
         """Work until halted (or, with `once`, until nothing is left to do now); messages sent."""
@@ -79,7 +80,9 @@ class Worker:
             while not self.halt.is_set():
                 report = self.one_pass(sender)
                 for problem in report.problems:
-                    self.notify(f"warning: {problem}")
+                    if problem not in self._warned:
+                        self._warned.add(problem)
+                        self.notify(f"warning: {problem}")
                 if once and not report.busy:
                     break
                 if not report.busy:
@@ -128,6 +131,9 @@ class Worker:
         for name in campaign_names(self.workspace):
             try:
                 found.append(load_campaign(self.workspace, name))
+            except CampaignError as exc:   # each problem, located: nothing lists them above
+                report.problems += [f"campaign '{name}' is skipped: {problem}"
+                                    for problem in exc.problems]
             except EngineError as exc:
                 report.problems.append(f"campaign '{name}' is skipped: {exc}")
         return found

@@ -266,3 +266,24 @@ def test_a_pass_with_nothing_due_does_not_connect_to_smtp(shop):
     assert _deliveries(shop) == {"queued": len(shop.addresses())}
     assert shop.rows("SELECT DISTINCT not_before FROM deliveries") == [
         ("2026-11-02 08:00:00.000000",)]
+
+
+def test_a_broken_campaign_file_is_reported_once_and_the_rest_still_runs(shop):
+    (shop.root / "campaigns" / "broken.yaml").write_text("subjet: Hi\n", encoding="utf-8")
+    recorder = Recorder()
+    with smtp_server(recorder) as server:
+        shop.smtp_url = server.url()
+        shop.run("schedule", "ten", "--at", "2026-11-01 10:00", *_at("2026-11-01"))
+        result = shop.run("worker", "--once", *_at("2026-11-01 10:00"))   # two passes
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.output.splitlines() if line.startswith("warning:")]
+    assert warnings and len(set(warnings)) == len(warnings), warnings   # each once
+    where = f"warning: campaign 'broken' is skipped: {shop.root / 'campaigns' / 'broken.yaml'}:"
+    assert all(line.startswith(where) for line in warnings), warnings
+    assert len(warnings) == 4, warnings   # three missing keys and the misspelt one
+    assert f"{where}1:1: unknown key 'subjet' (did you mean 'subject'?)" in "\n".join(warnings)
+    assert len(recorder.deliveries) == len(shop.addresses())
+    status = shop.run("status", *_at("2026-11-01 10:05"))
+    assert [line.replace("warning: campaign 'broken': ", "") for line in status.output
+            .splitlines() if line.startswith("warning:")] == [
+        line.replace("warning: campaign 'broken' is skipped: ", "") for line in warnings]
