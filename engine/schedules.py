@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, delete, insert, select, update
 
 from engine.campaigns import load_campaign
 from engine.errors import EngineError
@@ -120,6 +120,12 @@ def set_recurring(connection: Connection, campaign: str, cron: str, timezone: st
     else:
         connection.execute(update(schedules).where(schedules.c.id == existing.id)
                            .values(**values))
+
+
+def drop_recurring(connection: Connection, campaign: str) -> None:
+    """Forget a campaign's recurring schedule (its file no longer has one)."""
+    connection.execute(delete(schedules).where(schedules.c.campaign == campaign,
+                                               schedules.c.status == RECURRING))
 
 
 def advance(connection: Connection, schedule: Schedule, next_due: datetime, now: datetime,

@@ -115,6 +115,7 @@ class Worker:
                 return   # another worker is starting runs right now
             try:
                 campaigns = self._campaigns(report)
+                self._forget_recurring(campaigns, report)
                 self._start_schedules(report)
                 for campaign in campaigns:
                     if self.halt.is_set():
@@ -125,6 +126,18 @@ class Worker:
                         self._start_triggered(campaign, report)
             finally:
                 _unlock(lock)
+
+    def _forget_recurring(self, campaigns: list[Campaign], report: PassReport) -> None:
+        """Drop the recurring schedule of a campaign whose file no longer has `schedule:` or
+        is gone (one that fails to load keeps it until it is fixed)."""
+        names = set(campaign_names(self.workspace))
+        keep = {campaign.name for campaign in campaigns if campaign.recurrence is not None}
+        broken = names - {campaign.name for campaign in campaigns}
+        with self.engine.begin() as connection:
+            for name in set(schedules.recurring(connection)) - keep - broken:
+                schedules.drop_recurring(connection, name)
+                report.problems.append(f"campaign '{name}' has no 'schedule:' any more; its "
+                                       "recurring sends stopped")
 
     def _campaigns(self, report: PassReport) -> list[Campaign]:
         found = []

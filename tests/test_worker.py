@@ -135,6 +135,12 @@ def test_a_recurring_campaign_runs_once_per_occurrence_and_once_after_missed_one
     assert shop.rows("SELECT due_at FROM schedules WHERE status = 'recurring'") == [
         ("2026-11-30 08:00:00.000000",)]
     assert all(recorder.received(address) == 2 for address in shop.addresses())
+    shop.write_campaign("weekly", "")   # the schedule is taken out of the file
+    stopped = shop.run("worker", "--once", *_at("2026-11-30 10:00"))
+    assert ("warning: campaign 'weekly' has no 'schedule:' any more; its recurring sends "
+            "stopped") in stopped.output
+    assert shop.rows("SELECT count(*) FROM schedules") == [(0,)]
+    assert shop.rows("SELECT count(*) FROM runs") == [(2,)]
 
 
 def test_a_triggered_campaign_reaches_each_customer_once_per_event(shop):
